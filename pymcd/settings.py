@@ -22,6 +22,7 @@ class Settings:
 
     ports: List[str] = field(default_factory=list)  # Twisted endpoint strings for stream listeners
     tcp_port: int = 11211
+    tcp_port_given: bool = False
     udp_port: int = 0
     interface: Optional[str] = None
     unix_socket: Optional[str] = None
@@ -49,6 +50,10 @@ class Settings:
     worker_logbuf_size: int = 64 * 1024
     read_buf_mem_limit: int = 0
     pidfile: Optional[str] = None
+    daemonize: bool = False
+    user: Optional[str] = None
+    memory_file: Optional[str] = None
+    napi_ids: int = 0
     ssl_enabled: bool = False
     ssl_chain_cert: Optional[str] = None
     ssl_key: Optional[str] = None

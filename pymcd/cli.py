@@ -1,0 +1,73 @@
+"""The ``pymcd`` script: memcached's command line, run on Twisted.
+
+It parses exactly memcached's flags, so init scripts and test harnesses written for memcached
+start pymcd unchanged, and prints -v traces bare on stderr as memcached does. ``-d`` hands the
+same flags to twistd, which knows how to daemonize.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    PredicateResult,
+    globalLogBeginner,
+)
+
+from pymcd.logger import TRACE_NAMESPACE, BareLineObserver
+from pymcd.options import EarlyExit, UsageError, parse_arguments
+
+
+def _only_traces_and_warnings(event: dict) -> PredicateResult:
+    """Show memcached-style traces and real problems, not Twisted's start-up chatter."""
+    if event.get("log_namespace") == TRACE_NAMESPACE:
+        return PredicateResult.yes
+    level = event.get("log_level")
+    if level is not None and level >= LogLevel.warn:
+        return PredicateResult.yes
+    return PredicateResult.no
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        settings = parse_arguments(args)
+    except EarlyExit as early:
+        sys.stdout.write(early.text)
+        return 0
+    except UsageError as error:
+        sys.stderr.write(str(error) + "\n")
+        return error.exit_code
+    if settings.daemonize:
+        return _run_daemonized(args, settings.pidfile)
+
+    from twisted.internet import reactor
+
+    from pymcd.server.assembly import build_server
+
+    globalLogBeginner.beginLoggingTo(
+        [FilteringLogObserver(BareLineObserver(sys.stderr), [_only_traces_and_warnings])],
+        redirectStandardIO=False,
+    )
+    server = build_server(settings)
+    server.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", server.stopService)
+    reactor.run()
+    return 0
+
+
+def _run_daemonized(args: List[str], pidfile: Optional[str]) -> int:
+    from twisted.scripts.twistd import run
+
+    flags = [a for a in args if a not in ("-d", "--daemon")]
+    sys.argv = ["twistd", "--pidfile", pidfile or "", "pymcd"] + flags
+    run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

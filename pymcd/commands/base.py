@@ -1,0 +1,48 @@
+"""Shared pieces of text commands: the base class, memcached's limits and fixed replies."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from zope.interface import implementer
+
+from pymcd.interfaces import ITextCommand
+
+KEY_MAX_LENGTH = 250
+
+ERROR = b"ERROR\r\n"
+BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
+INVALID_EXPTIME = b"CLIENT_ERROR invalid exptime argument\r\n"
+NOT_FOUND = b"NOT_FOUND\r\n"
+OK = b"OK\r\n"
+END = b"END\r\n"
+
+
+@implementer(ITextCommand)
+class TextCommand:
+    """Base of text commands.
+
+    ``arity`` bounds the number of tokens (verb included) memcached accepts before it answers a
+    bare ``ERROR``; the protocol machine checks it so every command need not.
+    """
+
+    names: tuple = ()
+    takes_value = False
+    allowed_before_auth = False
+    arity = (1, None)
+
+    def begin(self, session, tokens: List[bytes]) -> Optional[int]:
+        raise NotImplementedError("%s carries no data block" % type(self).__name__)
+
+    def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return "<%s %s>" % (type(self).__name__, b"/".join(self.names).decode())
+
+
+def wants_noreply(session, tokens: List[bytes]) -> bool:
+    """memcached's set_noreply_maybe: a final ``noreply`` token silences the reply."""
+    if tokens[-1] == b"noreply":
+        session.noreply = True
+    return session.noreply

@@ -1,0 +1,70 @@
+"""delete and touch: requests that act on an item without a data block."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from pymcd.commands.base import (
+    BAD_FORMAT,
+    INVALID_EXPTIME,
+    KEY_MAX_LENGTH,
+    NOT_FOUND,
+    TextCommand,
+    wants_noreply,
+)
+from pymcd.protocol.numbers import parse_i32
+from pymcd.store import outcomes
+
+DELETED = b"DELETED\r\n"
+TOUCHED = b"TOUCHED\r\n"
+DELETE_USAGE = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
+
+
+class Delete(TextCommand):
+    """``delete <key> [0] [noreply]``: the ``0`` is the long-gone hold time, still accepted."""
+
+    names = (b"delete",)
+    arity = (2, 4)
+
+    def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
+        count = len(tokens)
+        if count > 2:
+            hold_is_zero = tokens[2] == b"0"
+            noreply = wants_noreply(session, tokens)
+            if not (
+                (count == 3 and (hold_is_zero or noreply))
+                or (count == 4 and hold_is_zero and noreply)
+            ):
+                session.reply(DELETE_USAGE)
+                return
+        key = tokens[1]
+        if len(key) > KEY_MAX_LENGTH:
+            session.reply(BAD_FORMAT)
+            return
+        if session.store.delete(key) == outcomes.DELETED:
+            session.reply(DELETED)
+        else:
+            session.reply(NOT_FOUND)
+
+
+class Touch(TextCommand):
+    """``touch <key> <exptime> [noreply]``."""
+
+    names = (b"touch",)
+    arity = (3, 4)
+
+    def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
+        wants_noreply(session, tokens)
+        key = tokens[1]
+        if len(key) > KEY_MAX_LENGTH:
+            session.reply(BAD_FORMAT)
+            return
+        exptime = parse_i32(tokens[2])
+        if exptime is None:
+            session.reply(INVALID_EXPTIME)
+            return
+        session.reply(TOUCHED if session.store.touch(key, exptime) else NOT_FOUND)
+
+
+DELETE = Delete()
+TOUCH = Touch()

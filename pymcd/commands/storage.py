@@ -1,0 +1,75 @@
+"""set, add, replace, append, prepend and cas: the requests that carry a data block."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from pymcd.commands.base import BAD_FORMAT, KEY_MAX_LENGTH, TextCommand, wants_noreply
+from pymcd.protocol.numbers import parse_i32, parse_u32, parse_u64
+from pymcd.store import outcomes
+
+TOO_LARGE = b"SERVER_ERROR object too large for cache\r\n"
+NO_MEMORY = b"SERVER_ERROR out of memory storing object\r\n"
+
+REPLIES = {
+    outcomes.STORED: b"STORED\r\n",
+    outcomes.NOT_STORED: b"NOT_STORED\r\n",
+    outcomes.EXISTS: b"EXISTS\r\n",
+    outcomes.NOT_FOUND: b"NOT_FOUND\r\n",
+    outcomes.TOO_LARGE: TOO_LARGE,
+    outcomes.NO_MEMORY: NO_MEMORY,
+}
+
+
+class Store(TextCommand):
+    """One storage verb: ``<verb> <key> <flags> <exptime> <bytes> [<cas>] [noreply]``."""
+
+    takes_value = True
+
+    def __init__(self, name: bytes, mode: int) -> None:
+        self.names = (name,)
+        self.mode = mode
+        self.with_cas = mode == outcomes.CAS
+        self.arity = (6, 7) if self.with_cas else (5, 6)
+
+    def begin(self, session, tokens: List[bytes]) -> Optional[int]:
+        """Check the line as memcached's process_update_command does before reading data."""
+        wants_noreply(session, tokens)
+        key = tokens[1]
+        if len(key) > KEY_MAX_LENGTH:
+            session.reply(BAD_FORMAT)
+            return None
+        length = parse_i32(tokens[4])
+        if (
+            parse_u32(tokens[2]) is None
+            or parse_i32(tokens[3]) is None
+            or length is None
+            or (self.with_cas and parse_u64(tokens[5]) is None)
+            or length < 0
+        ):
+            session.reply(BAD_FORMAT)
+            return None
+        store = session.store
+        if not store.item_size_ok(len(key), length):
+            store.count_too_large()
+            session.reply(TOO_LARGE)
+            session.swallow(length + 2)
+            if self.mode == outcomes.SET:
+                store.unlink(key)
+            return None
+        return length
+
+    def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
+        cas = int(tokens[5]) if self.with_cas else 0
+        result, _ = session.store.store(
+            self.mode, tokens[1], int(tokens[2]), int(tokens[3]), value, cas
+        )
+        session.reply(REPLIES[result])
+
+
+SET = Store(b"set", outcomes.SET)
+ADD = Store(b"add", outcomes.ADD)
+REPLACE = Store(b"replace", outcomes.REPLACE)
+APPEND = Store(b"append", outcomes.APPEND)
+PREPEND = Store(b"prepend", outcomes.PREPEND)
+CAS = Store(b"cas", outcomes.CAS)

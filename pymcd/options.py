@@ -1,0 +1,324 @@
+"""memcached's command line, parsed into :class:`pymcd.settings.Settings`.
+
+Both entry points use this parser: the ``pymcd`` script (memcached's flags, so scripts written for
+memcached start pymcd unchanged) and ``twistd pymcd`` (the same flags, plus repeatable ``--port``
+endpoint strings in Twisted's syntax). Errors raise :class:`UsageError` with memcached's wording.
+"""
+
+from __future__ import annotations
+
+import getopt
+from typing import Callable, Dict, List, Optional, Sequence
+
+from pymcd import __version__
+from pymcd.settings import PAGE_SIZE, Settings
+
+SHORT_OPTIONS = "a:AZp:s:U:m:Mc:khiVrvdl:u:P:f:n:t:D:LR:Cb:B:I:SFXWY:e:o:N:"
+LONG_OPTIONS = {
+    "unix-mask=": "a", "enable-shutdown": "A", "enable-ssl": "Z", "tls": "Z", "port=": "p",
+    "unix-socket=": "s", "udp-port=": "U", "memory-limit=": "m", "disable-evictions": "M",
+    "conn-limit=": "c", "lock-memory": "k", "help": "h", "license": "i", "version": "V",
+    "enable-coredumps": "r", "verbose": "v", "daemon": "d", "listen=": "l", "user=": "u",
+    "pidfile=": "P", "slab-growth-factor=": "f", "slab-min-size=": "n", "threads=": "t",
+    "enable-largepages": "L", "max-reqs-per-event=": "R", "disable-cas": "C",
+    "listen-backlog=": "b", "protocol=": "B", "max-item-size=": "I", "enable-sasl": "S",
+    "disable-flush-all": "F", "disable-dumping": "X", "disable-watch": "W", "auth-file=": "Y",
+    "memory-file=": "e", "extended=": "o", "napi_ids=": "N", "sasl-pwdb=": "sasl-pwdb",
+}
+
+
+class UsageError(Exception):
+    """A bad command line: ``str(error)`` is memcached's message, ``exit_code`` its status."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class EarlyExit(Exception):
+    """-h, -i and -V: print ``text`` and exit 0 without starting a server."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def _int(value: str) -> int:
+    """atoi(): memcached reads leading digits and ignores the rest."""
+    digits = ""
+    for i, ch in enumerate(value.strip()):
+        if ch.isdigit() or (i == 0 and ch in "+-"):
+            digits += ch
+        else:
+            break
+    try:
+        return int(digits)
+    except ValueError:
+        return 0
+
+
+def _float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return 0.0
+
+
+def _size_with_unit(value: str) -> int:
+    """-I takes 1m, 512k or plain bytes."""
+    unit = value[-1:].lower()
+    if unit == "k":
+        return _int(value[:-1]) * 1024
+    if unit == "m":
+        return _int(value[:-1]) * 1024 * 1024
+    return _int(value)
+
+
+def parse_arguments(argv: Sequence[str]) -> Settings:
+    """Parse memcached's flags; raise UsageError or EarlyExit as memcached would exit."""
+    settings = Settings()
+    try:
+        options, extra = getopt.gnu_getopt(list(argv), SHORT_OPTIONS, list(LONG_OPTIONS))
+    except getopt.GetoptError as error:
+        raise UsageError("Illegal argument \"%s\"" % (error.opt or error.msg))
+    if extra:
+        raise UsageError("Illegal argument \"%s\"" % extra[0])
+    numeric_port: Optional[int] = None
+    for flag, value in options:
+        key = flag.lstrip("-")
+        key = LONG_OPTIONS.get(key + "=", LONG_OPTIONS.get(key, key))
+        if key == "p":
+            if value.strip().isdigit():
+                numeric_port = int(value)
+            else:
+                settings.ports.append(value)
+        else:
+            _apply_flag(settings, key, value)
+    if numeric_port is not None:
+        settings.tcp_port = numeric_port
+    settings.tcp_port_given = numeric_port is not None
+    _check_item_size(settings)
+    return settings
+
+
+def _apply_flag(settings: Settings, key: str, value: str) -> None:
+    store = settings.store
+    if key == "h":
+        raise EarlyExit(help_text())
+    if key == "i":
+        raise EarlyExit("pymcd is distributed under the MIT license; see its README.\n")
+    if key == "V":
+        raise EarlyExit("pymcd %s\n" % __version__)
+    simple_flags: Dict[str, Callable[[], None]] = {
+        "A": lambda: setattr(settings, "shutdown_command", True),
+        "Z": lambda: setattr(settings, "ssl_enabled", True),
+        "M": lambda: setattr(store, "evict_to_free", False),
+        "C": lambda: setattr(store, "use_cas", False),
+        "S": lambda: setattr(settings, "sasl", True),
+        "F": lambda: setattr(settings, "flush_enabled", False),
+        "X": lambda: setattr(store, "dump_enabled", False),
+        "W": lambda: setattr(settings, "watch_enabled", False),
+        "v": lambda: setattr(settings, "verbose", settings.verbose + 1),
+        # Accepted for compatibility; a Python process has no use for them.
+        "k": lambda: None, "r": lambda: None, "d": lambda: setattr(settings, "daemonize", True),
+        "L": lambda: None,
+    }
+    if key in simple_flags:
+        simple_flags[key]()
+        return
+    if key == "a":
+        try:
+            settings.unix_mask = int(value, 8)
+        except ValueError:
+            raise UsageError("Invalid unix socket mask: %s" % value)
+    elif key == "s":
+        settings.unix_socket = value
+    elif key == "U":
+        settings.udp_port = _int(value)
+    elif key == "m":
+        store.memory_limit = _int(value) * 1024 * 1024
+    elif key == "c":
+        settings.maxconns = _int(value)
+        if settings.maxconns <= 0:
+            raise UsageError("Maximum connections must be greater than 0")
+    elif key == "l":
+        settings.interface = value if not settings.interface else settings.interface + "," + value
+    elif key == "u":
+        settings.user = value
+    elif key == "P":
+        settings.pidfile = value
+    elif key == "e":
+        settings.memory_file = value
+    elif key == "f":
+        store.growth_factor = _float(value)
+        if store.growth_factor <= 1.0:
+            raise UsageError("Factor must be greater than 1")
+    elif key == "n":
+        store.chunk_size = _int(value)
+        if store.chunk_size == 0:
+            raise UsageError("Chunk size must be greater than 0")
+    elif key == "t":
+        settings.num_threads = _int(value)
+        if settings.num_threads <= 0:
+            raise UsageError("Number of threads must be greater than 0")
+    elif key == "D":
+        if not value:
+            raise UsageError("No delimiter specified")
+        settings.prefix_delimiter = value[0]
+        settings.detail_enabled = True
+    elif key == "R":
+        settings.reqs_per_event = _int(value)
+        if settings.reqs_per_event == 0:
+            raise UsageError("Number of requests per event must be greater than 0")
+    elif key == "b":
+        settings.backlog = _int(value)
+    elif key == "B":
+        if value not in ("auto", "binary", "ascii"):
+            raise UsageError(
+                "Invalid value for binding protocol: %s\n"
+                " -- should be one of auto, binary, or ascii" % value,
+                exit_code=64,
+            )
+        settings.binding_protocol = value
+    elif key == "I":
+        store.item_size_max = _size_with_unit(value)
+    elif key == "Y":
+        settings.auth_file = value
+    elif key == "N":
+        settings.napi_ids = _int(value)
+    elif key == "sasl-pwdb":
+        settings.sasl_password_file = value
+    elif key == "o":
+        from pymcd.extended_options import apply_extended_options
+
+        apply_extended_options(settings, value)
+
+
+def _check_item_size(settings: Settings) -> None:
+    """memcached's start-up checks tying -I, -m and slab_chunk_max together."""
+    store = settings.store
+    if store.item_size_max < 1024:
+        raise UsageError("Item max size cannot be less than 1024 bytes.")
+    if store.item_size_max > store.memory_limit // 2:
+        raise UsageError("Cannot set item size limit higher than 1/2 of memory max.")
+    if store.item_size_max > 1024 * 1024 * 1024:
+        raise UsageError("Cannot set item size limit higher than a gigabyte.")
+    if store.slab_chunk_max > store.item_size_max:
+        raise UsageError(
+            "slab_chunk_max (bytes: %d) cannot be larger than -I (item_size_max %d)"
+            % (store.slab_chunk_max, store.item_size_max)
+        )
+    if store.item_size_max % store.slab_chunk_max != 0:
+        raise UsageError(
+            "-I (item_size_max: %d) must be evenly divisible by slab_chunk_max (bytes: %d)"
+            % (store.item_size_max, store.slab_chunk_max)
+        )
+    if PAGE_SIZE % store.slab_chunk_max != 0:
+        raise UsageError(
+            "slab_chunk_max (bytes: %d) must divide evenly into %d (slab_page_size)"
+            % (store.slab_chunk_max, PAGE_SIZE)
+        )
+
+
+HELP_ROWS = [
+    ("-p, --port=<num|endpoint>", "TCP port to listen on (default: 11211); pymcd also takes a "
+     "Twisted endpoint string (tcp:11311, unix:/tmp/mc.sock, ssl:...) and the flag repeats"),
+    ("-U, --udp-port=<num>", "UDP port to listen on (default: 0, off)"),
+    ("-s, --unix-socket=<file>", "UNIX socket to listen on (disables network support)"),
+    ("-a, --unix-mask=<mask>", "access mask for UNIX socket, in octal (default: 700)"),
+    ("-A, --enable-shutdown", "enable ascii \"shutdown\" command"),
+    ("-l, --listen=<addr>", "interface to listen on (default: INADDR_ANY); comma separated; "
+     "with TLS, 'notls:<ip>:<port>' makes a plain listener"),
+    ("-d, --daemon", "run as a daemon (through twistd)"),
+    ("-r, --enable-coredumps", "accepted for compatibility; no effect"),
+    ("-u, --user=<user>", "assume identity of <username> (only when run as root)"),
+    ("-m, --memory-limit=<num>", "item memory in megabytes (default: 64)"),
+    ("-M, --disable-evictions", "return error on memory exhausted instead of evicting"),
+    ("-c, --conn-limit=<num>", "max simultaneous connections (default: 1024)"),
+    ("-k, --lock-memory", "accepted for compatibility; no effect"),
+    ("-v, --verbose", "verbose (print errors/warnings while in event loop)"),
+    ("-vv", "very verbose (also print client commands/responses)"),
+    ("-vvv", "extremely verbose (internal state transitions)"),
+    ("-h, --help", "print this help and exit"),
+    ("-i, --license", "print the license and exit"),
+    ("-V, --version", "print version and exit"),
+    ("-P, --pidfile=<file>", "save PID in <file>, only used with -d option"),
+    ("-f, --slab-growth-factor=<num>", "chunk size growth factor (default: 1.25)"),
+    ("-n, --slab-min-size=<bytes>", "min space used for key+value+flags (default: 48)"),
+    ("-L, --enable-largepages", "accepted for compatibility; no effect"),
+    ("-D <char>", "delimiter between key prefixes and IDs for per-prefix stats (default: \":\")"),
+    ("-t, --threads=<num>", "accepted for compatibility (default: 4): pymcd serves every "
+     "connection from one Twisted reactor thread, so this only shows in stats"),
+    ("-R, --max-reqs-per-event", "maximum number of requests per event, limits the requests "
+     "processed per connection to prevent starvation (default: 20)"),
+    ("-C, --disable-cas", "disable use of CAS"),
+    ("-b, --listen-backlog=<num>", "set the backlog queue limit (default: 1024)"),
+    ("-B, --protocol=<name>", "protocol - one of ascii, binary, or auto (default: auto-negotiate)"),
+    ("-I, --max-item-size=<num>", "adjusts max item size (default: 1m, min: 1k, max: 1024m)"),
+    ("-S, --enable-sasl", "turn on Sasl authentication"),
+    ("--sasl-pwdb=<file>", "SASL password file (user:password lines); default: "
+     "$MEMCACHED_SASL_PWDB"),
+    ("-F, --disable-flush-all", "disable flush_all command"),
+    ("-X, --disable-dumping", "disable stats cachedump and lru_crawler metadump"),
+    ("-W  --disable-watch", "disable watch commands (live logging)"),
+    ("-Y, --auth-file=<file>", "enable ASCII protocol authentication. format: "
+     "user:pass\\nuser2:pass2\\n"),
+    ("-e, --memory-file=<file>", "accepted; the restartable cache is not supported"),
+    ("-Z, --enable-ssl, --tls", "enable TLS/SSL"),
+    ("-o, --extended", "comma separated list of extended options (memcached's -o list: "
+     "maxconns_fast, hashpower, no_lru_crawler, lru_crawler_sleep, lru_crawler_tocrawl, "
+     "no_lru_maintainer, hot_lru_pct, warm_lru_pct, hot_max_factor, warm_max_factor, "
+     "temporary_ttl, idle_timeout, slab_chunk_max, watcher_logbuf_size, worker_logbuf_size, "
+     "track_sizes, slab_reassign, slab_automove, ssl_chain_cert, ssl_key, ssl_verify_mode, "
+     "ssl_ca_cert, ssl_ciphers, ssl_min_version, ssl_session_cache, ...)"),
+    ("-N, --napi_ids", "accepted for compatibility; no effect"),
+]
+
+
+def help_text() -> str:
+    """-h output in memcached's layout: the flag, then its meaning from column 27."""
+    import textwrap
+
+    lines = ["pymcd %s (memcached 1.6 compatible)" % __version__]
+    for flag, meaning in HELP_ROWS:
+        wrapped = textwrap.wrap(meaning, 52) or [""]
+        if len(flag) < 26:
+            lines.append("%-26s%s" % (flag, wrapped[0]))
+        else:
+            lines.append(flag)
+            lines.append(" " * 26 + wrapped[0])
+        lines.extend(" " * 26 + rest for rest in wrapped[1:])
+    return "\n".join(lines) + "\n"
+
+
+def endpoint_strings(settings: Settings) -> List[str]:
+    """The stream listeners the settings ask for, as Twisted endpoint strings.
+
+    memcached listens on -p (default 11211) on every -l address; -s alone disables the network.
+    Explicit ``--port`` endpoints are added as given; they replace the default TCP port unless
+    -p was also given as a number.
+    """
+    endpoints = list(settings.ports)
+    network = not (settings.unix_socket and not settings.tcp_port_given and not settings.ports)
+    wants_default = settings.tcp_port_given or not settings.ports
+    if network and wants_default and settings.tcp_port:
+        interfaces = [i for i in (settings.interface or "").split(",") if i] or [None]
+        for interface in interfaces:
+            endpoints.append(_tcp_endpoint(settings.tcp_port, interface))
+    if settings.unix_socket:
+        path = settings.unix_socket.replace(":", "\\:")
+        endpoints.append("unix:%s:mode=%o" % (path, settings.unix_mask))
+    return endpoints
+
+
+def _tcp_endpoint(port: int, interface: Optional[str]) -> str:
+    if interface is None:
+        return "tcp:%d" % port
+    if interface.startswith("notls:"):
+        interface = interface[len("notls:"):]
+    if ":" in interface and not interface.startswith("["):
+        host, _, maybe_port = interface.rpartition(":")
+        if maybe_port.isdigit() and host:
+            port, interface = int(maybe_port), host
+    interface = interface.strip("[]")
+    return "tcp:%d:interface=%s" % (port, interface.replace(":", "\\:"))

@@ -1,0 +1,54 @@
+"""memcached's strict number parsing (util.c's safe_strto*), shared by every text command.
+
+Python's int() is too lenient for a wire protocol (it takes ``1_000``, surrounding spaces and
+non-ASCII digits), so each parser accepts exactly what memcached accepts and returns None
+otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+UINT32_MAX = 0xFFFFFFFF
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+UINT64_MAX = 2**64 - 1
+
+
+def _digits(token: bytes) -> Optional[int]:
+    if token[:1] == b"+":
+        token = token[1:]
+    if token.isdigit():
+        return int(token)
+    return None
+
+
+def parse_u32(token: bytes) -> Optional[int]:
+    """safe_strtoul: unsigned, no minus sign, at most 2**32-1."""
+    value = _digits(token)
+    if value is None or value > UINT32_MAX:
+        return None
+    return value
+
+
+def parse_u64(token: bytes) -> Optional[int]:
+    """safe_strtoull: unsigned 64-bit, no minus sign."""
+    value = _digits(token)
+    if value is None or value > UINT64_MAX:
+        return None
+    return value
+
+
+def parse_i32(token: bytes) -> Optional[int]:
+    """safe_strtol as memcached uses it for exptimes: a signed 32-bit number."""
+    if token[:1] == b"-":
+        value = _digits(token[1:])
+        if value is None:
+            return None
+        value = -value
+    else:
+        value = _digits(token)
+        if value is None:
+            return None
+    if value < INT32_MIN or value > INT32_MAX:
+        return None
+    return value

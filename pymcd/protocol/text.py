@@ -1,0 +1,157 @@
+"""The text protocol's connection machine (classic and meta commands share it).
+
+It mirrors memcached's states for one connection: parse a command line (``conn_parse_cmd``),
+read a data block straight after it (``conn_nread``), or discard a refused one
+(``conn_swallow``). It is sans-IO: :meth:`TextMachine.receive` takes the bytes a read returned,
+runs every complete request through its command, and leaves the replies on ``session.out`` for
+the transport to write in one go.
+
+Large values are gathered as a list of reads and joined once, so a 1 MiB value arriving in 64 KiB
+reads costs one copy, not a quadratic series of concatenations.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List
+
+from pymcd.commands.base import ERROR
+from pymcd.interfaces import ITextCommand
+from pymcd.session import Session
+
+# memcached keeps a line without a newline only while it may be a large multiget.
+MAX_LINE_WITHOUT_NEWLINE = 2048
+MAX_LEADING_SPACES = 100
+BAD_DATA_CHUNK = b"CLIENT_ERROR bad data chunk\r\n"
+CRLF = b"\r\n"
+
+
+class TextMachine:
+    """Frames text requests and runs them; one per connection."""
+
+    def __init__(self, session: Session, commands: Dict[bytes, ITextCommand]) -> None:
+        self.session = session
+        self.commands = commands
+        self.requests_per_event = session.server.settings.reqs_per_event
+        self._buffer = b""
+        # While a data block (or a swallowed one) is incomplete, reads are kept in a list.
+        self._parts: List[bytes] = []
+        self._have = 0
+        self._want = 0
+        # The storage request waiting for its data block: (command, tokens, length).
+        self._pending = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet consumed."""
+        return len(self._buffer) + self._have
+
+    def receive(self, data: bytes) -> bool:
+        """Consume ``data``; return True if work is left because the request budget ran out.
+
+        Call again with ``b""`` to continue after yielding.
+        """
+        if self._want:
+            if data:
+                self._parts.append(data)
+                self._have += len(data)
+            if self._have < self._want:
+                return False
+            data = b"".join(self._parts)
+            self._parts = []
+            self._have = self._want = 0
+        elif self._buffer:
+            data = self._buffer + data
+            self._buffer = b""
+        return self._run(data)
+
+    def _wait_for(self, data: bytes, pos: int, total: int) -> None:
+        """Keep ``data[pos:]`` until ``total`` bytes from ``pos`` are available."""
+        rest = data[pos:]
+        self._parts = [rest]
+        self._have = len(rest)
+        self._want = total
+
+    def _run(self, data: bytes) -> bool:
+        session = self.session
+        commands = self.commands
+        server = session.server
+        budget = self.requests_per_event
+        pos = 0
+        size = len(data)
+        while pos < size:
+            if self._pending is not None:
+                command, tokens, length = self._pending
+                end = pos + length
+                if end + 2 > size:
+                    self._wait_for(data, pos, length + 2)
+                    return False
+                self._pending = None
+                session.state = "conn_new_cmd"
+                if data[end:end + 2] == CRLF:
+                    command.execute(session, tokens, data[pos:end])
+                else:
+                    session.reply(BAD_DATA_CHUNK)
+                pos = end + 2
+                if session.close_now:
+                    return False
+                continue
+            if session.swallow_bytes:
+                take = min(session.swallow_bytes, size - pos)
+                session.swallow_bytes -= take
+                pos += take
+                continue
+            if budget <= 0:
+                session.server.stats.conn_yields += 1
+                self._buffer = data[pos:]
+                return True
+            eol = data.find(b"\n", pos)
+            if eol < 0:
+                if size - pos > MAX_LINE_WITHOUT_NEWLINE and not self._may_be_long_get(data, pos):
+                    session.close()
+                    return False
+                self._buffer = data[pos:]
+                return False
+            end = eol - 1 if eol - pos > 1 and data[eol - 1] == 13 else eol
+            line = data[pos:end]
+            pos = eol + 1
+            budget -= 1
+            session.noreply = False
+            if server.verbose > 1:
+                server.trace("<%d %s" % (session.conn_id, line.decode("latin-1")))
+            tokens = line.split(b" ")
+            if b"" in tokens:
+                tokens = [token for token in tokens if token]
+            command = commands.get(tokens[0]) if tokens else None
+            if command is None:
+                self._unknown(tokens)
+            else:
+                low, high = command.arity
+                count = len(tokens)
+                if count < low or (high is not None and count > high):
+                    session.reply(ERROR)
+                elif command.takes_value:
+                    length = command.begin(session, tokens)
+                    if length is not None:
+                        self._pending = (command, tokens, length)
+                        session.state = "conn_nread"
+                else:
+                    command.execute(session, tokens, None)
+            if session.close_now:
+                return False
+        return False
+
+    def _unknown(self, tokens: List[bytes]) -> None:
+        """memcached closes on what looks like an HTTP request, else answers ERROR."""
+        if tokens and tokens[-1].startswith(b"HTTP/"):
+            self.session.close()
+        else:
+            self.session.reply(ERROR)
+
+    @staticmethod
+    def _may_be_long_get(data: bytes, pos: int) -> bool:
+        """A line over 2 KiB is allowed only for a multiget (memcached's rule)."""
+        stripped = data[pos:pos + MAX_LEADING_SPACES + 6].lstrip(b" ")
+        leading = min(len(data) - pos, MAX_LEADING_SPACES + 6) - len(stripped)
+        if leading > MAX_LEADING_SPACES:
+            return False
+        return stripped.startswith(b"get ") or stripped.startswith(b"gets ")

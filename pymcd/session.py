@@ -1,0 +1,95 @@
+"""The protocol-independent state of one client connection.
+
+Commands receive a Session, never a Twisted transport: it carries the reply list that the
+connection writes once per read, the noreply flag of the request being served, and the requests a
+command can make of its connection (swallow a data block, close after writing, shut the server
+down). Keeping it free of Twisted lets the protocol machines and commands run without sockets.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, List, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pymcd.context import ServerContext
+
+
+class Session:
+    """One connection's state as commands see it."""
+
+    __slots__ = (
+        "server",
+        "store",
+        "conn_id",
+        "out",
+        "noreply",
+        "swallow_bytes",
+        "close_after_write",
+        "close_now",
+        "authenticated",
+        "protocol_name",
+        "transport_name",
+        "peer",
+        "listen_address",
+        "state",
+        "user",
+        "watcher",
+        "sasl",
+        "udp",
+    )
+
+    def __init__(
+        self,
+        server: "ServerContext",
+        conn_id: int,
+        transport_name: str = "tcp",
+        peer: str = "",
+        listen_address: str = "",
+        udp: bool = False,
+    ) -> None:
+        self.server = server
+        self.store = server.store
+        self.conn_id = conn_id
+        self.out: List[bytes] = []
+        self.noreply = False
+        self.swallow_bytes = 0
+        self.close_after_write = False
+        self.close_now = False
+        self.authenticated = not (server.settings.sasl or server.settings.auth_file)
+        self.protocol_name = "auto"
+        self.transport_name = transport_name
+        self.peer = peer
+        self.listen_address = listen_address
+        self.state = "conn_new_cmd"
+        self.user: Optional[str] = None
+        self.watcher = None
+        self.sasl = None
+        self.udp = udp
+
+    def reply(self, line: bytes) -> None:
+        """Queue a one-line reply (with its CRLF), honouring noreply as memcached's out_string does."""
+        if self.noreply:
+            self.noreply = False
+            if self.server.verbose > 1:
+                self.server.trace(">%d NOREPLY %s" % (self.conn_id, line[:-2].decode("latin-1")))
+            return
+        if self.server.verbose > 1:
+            self.server.trace(">%d %s" % (self.conn_id, line[:-2].decode("latin-1")))
+        self.out.append(line)
+
+    def error(self, line: bytes) -> None:
+        """Queue an error that noreply must not hide (memcached's out_errstring)."""
+        self.noreply = False
+        self.reply(line)
+
+    def swallow(self, nbytes: int) -> None:
+        """Discard the next ``nbytes`` of input: the data block of a refused storage request."""
+        self.swallow_bytes = nbytes
+
+    def close(self) -> None:
+        """Close the connection at once, dropping anything not yet written (conn_closing)."""
+        self.close_now = True
+
+    def quit(self) -> None:
+        """Close once the replies queued so far are written (``quit``)."""
+        self.close_after_write = True

@@ -1,0 +1,158 @@
+"""Throughput of pymcd against memcached -t 1 and the bare-Twisted ceiling, in one run.
+
+Each server is pinned to core 0 and the load generator (Debian's memcaslap, i.e. memaslap) to
+core 1, one server at a time, with the same workload: 90% get / 10% set, 64-byte keys, 100-byte
+values, 32 concurrent connections. The machines are noisy, so the figures that matter are the
+ratios within one run.
+
+    python bench/throughput.py [--time 10s] [--binary] [--udp] [--rounds 1]
+
+Writes bench/results/throughput-<protocol>-<timestamp>.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CEILING = ROOT.parent / "shared" / "bench" / "ceiling_twisted.py"
+RESULTS = HERE / "results"
+
+WORKLOAD = """key
+64 64 1
+value
+100 100 1
+cmd
+0 0.1
+1 0.9
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(port: int, timeout: float = 20.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server on port %d did not start" % port)
+
+
+def server_commands(port: int, udp: bool) -> Dict[str, List[str]]:
+    udp_port = str(port) if udp else "0"
+    commands = {
+        "pymcd": [sys.executable, "-m", "pymcd", "-p", str(port), "-U", udp_port,
+                  "-l", "127.0.0.1", "-t", "1"],
+        "memcached": [shutil.which("memcached") or "memcached", "-p", str(port), "-U", udp_port,
+                      "-l", "127.0.0.1", "-t", "1", "-u", "root"],
+    }
+    if not udp and CEILING.exists():
+        commands["ceiling"] = [sys.executable, str(CEILING), str(port)]
+    return commands
+
+
+def run_memcaslap(port: int, seconds: str, binary: bool, udp: bool, config: str) -> Dict[str, float]:
+    command = ["taskset", "-c", "1", "memcaslap", "-s", "127.0.0.1:%d" % port, "-T", "1",
+               "-c", "32", "-t", seconds, "-F", config]
+    if binary:
+        command.append("-B")
+    if udp:
+        command.append("-U")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    match = re.search(r"Run time: ([\d.]+)s Ops: (\d+) TPS: (\d+) Net_rate: ([\d.]+)M/s", output)
+    if not match:
+        raise RuntimeError("memcaslap produced no summary:\n" + output[-2000:])
+    figures = {"run_time": float(match.group(1)), "ops": int(match.group(2)),
+               "tps": int(match.group(3)), "net_rate_mb": float(match.group(4))}
+    for counter in ("get_misses", "verify_failed", "packet_drop", "udp_timeout"):
+        found = re.search(r"%s: (\d+)" % counter, output)
+        if found:
+            figures[counter] = int(found.group(1))
+    return figures
+
+
+def measure(name: str, command: List[str], args: argparse.Namespace, config: str,
+            port: int) -> Dict[str, float]:
+    process = subprocess.Popen(["taskset", "-c", "0"] + command, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        wait_for(port)
+        return run_memcaslap(port, args.time, args.binary, args.udp, config)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--time", default="10s", help="memcaslap run time per server (10s, 1m)")
+    parser.add_argument("--binary", action="store_true", help="binary protocol (memcaslap -B)")
+    parser.add_argument("--udp", action="store_true", help="UDP (memcaslap -U)")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the whole comparison")
+    parser.add_argument("--servers", default="pymcd,memcached,ceiling")
+    args = parser.parse_args(argv)
+    if shutil.which("memcaslap") is None:
+        print("memcaslap not found: apt-get install libmemcached-tools", file=sys.stderr)
+        return 2
+    wanted = args.servers.split(",")
+    protocol = "udp" if args.udp else ("binary" if args.binary else "ascii")
+    with tempfile.NamedTemporaryFile("w", suffix=".cnf", delete=False) as handle:
+        handle.write(WORKLOAD)
+        config = handle.name
+    rounds: List[Dict[str, Dict[str, float]]] = []
+    try:
+        for _ in range(args.rounds):
+            figures: Dict[str, Dict[str, float]] = {}
+            for name in wanted:
+                port = free_port()
+                command = server_commands(port, args.udp).get(name)
+                if command is not None:
+                    figures[name] = measure(name, command, args, config, port)
+            rounds.append(figures)
+    finally:
+        os.unlink(config)
+    summary = {name: sum(r[name]["tps"] for r in rounds) / len(rounds) for name in rounds[0]}
+    ratios = {}
+    if "pymcd" in summary:
+        for other in ("ceiling", "memcached"):
+            if other in summary and summary[other]:
+                ratios["pymcd/%s" % other] = summary["pymcd"] / summary[other]
+    if "ceiling" in summary and "memcached" in summary and summary["memcached"]:
+        ratios["ceiling/memcached"] = summary["ceiling"] / summary["memcached"]
+    report = {"protocol": protocol, "time": args.time, "workload": "90% get / 10% set, 64 B keys, "
+              "100 B values, 32 connections, servers on core 0, memcaslap -T 1 on core 1",
+              "rounds": rounds, "mean_tps": summary, "ratios": ratios}
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / ("throughput-%s-%s.json" % (protocol, time.strftime("%Y%m%d-%H%M%S")))
+    out.write_text(json.dumps(report, indent=2))
+    print("protocol: %s, %d round(s) of %s" % (protocol, args.rounds, args.time))
+    for name, tps in summary.items():
+        print("  %-10s %10.0f ops/s" % (name, tps))
+    for name, ratio in ratios.items():
+        print("  %-20s %.3f" % (name, ratio))
+    print("written to %s" % out.relative_to(ROOT))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The two ways to start pymcd: memcached's command line and twistd."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from support import HOST, ServerProcess, exchange, free_port
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pymcd", *args], capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_version_flag():
+    result = run_cli("-V")
+    assert result.returncode == 0
+    assert result.stdout.startswith("pymcd ")
+
+
+def test_help_lists_memcached_flags():
+    result = run_cli("-h")
+    assert result.returncode == 0
+    for flag in ("-p, --port", "-U, --udp-port", "-m, --memory-limit", "-t, --threads", "-o, --extended"):
+        assert flag in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-o", "x"], 'Illegal suboption "x"'),
+        (["-c", "0"], "Maximum connections must be greater than 0"),
+        (["-f", "1"], "Factor must be greater than 1"),
+        (["-B", "bogus"], "Invalid value for binding protocol: bogus"),
+        (["-I", "100"], "Item max size cannot be less than 1024 bytes."),
+        (["-o", "hot_lru_pct=90"], "hot_lru_pct must be > 1 and < 80"),
+        (["-Q"], "Illegal argument"),
+    ],
+)
+def test_bad_values_exit_non_zero(args, message):
+    result = run_cli(*args)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+
+
+def test_memcached_style_command_line_serves():
+    port = free_port()
+    args = [sys.executable, "-m", "pymcd", "-p", str(port), "-U", "0", "-l", HOST, "-m", "64",
+            "-c", "1024", "-t", "4", "-o", "hashpower=20,idle_timeout=30"]
+    with ServerProcess(args, port) as server, server.connect() as sock:
+        assert exchange(sock, b"set a 0 0 1\r\nx\r\nget a\r\n", b"END\r\n") == (
+            b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n"
+        )
+
+
+@pytest.mark.skipif(shutil.which("twistd") is None, reason="twistd not on PATH")
+def test_twistd_plugin_with_two_ports(tmp_path):
+    port1, port2 = free_port(), free_port()
+    sock_path = str(tmp_path / "mc.sock")
+    command = [shutil.which("twistd"), "-n", "--pidfile=", "pymcd", "--port",
+               "tcp:%d:interface=127.0.0.1" % port1, "--port", str(port2), "--port",
+               "unix:%s" % sock_path]
+    with ServerProcess(command, port1) as server:
+        with server.connect() as sock:
+            assert exchange(sock, b"set a 0 0 1\r\nx\r\n", b"\r\n") == b"STORED\r\n"
+        import socket
+
+        with socket.create_connection((HOST, port2), timeout=5) as sock:
+            assert exchange(sock, b"get a\r\n", b"END\r\n") == b"VALUE a 0 1\r\nx\r\nEND\r\n"
+        unix = socket.socket(socket.AF_UNIX)
+        unix.connect(sock_path)
+        assert exchange(unix, b"get a\r\n", b"END\r\n") == b"VALUE a 0 1\r\nx\r\nEND\r\n"
+        unix.close()
+
+
+def test_vv_traces_in_memcached_format():
+    port = free_port()
+    args = [sys.executable, "-m", "pymcd", "-p", str(port), "-U", "0", "-l", HOST, "-vv"]
+    server = ServerProcess(args, port)
+    with server.connect() as sock:
+        exchange(sock, b"set foo 0 0 1\r\nx\r\nget foo\r\n", b"END\r\n")
+    _, err = server.stop()
+    lines = err.decode().splitlines()
+    assert any(line.startswith("slab class   1: chunk size ") for line in lines)
+    # Connection 1 is the readiness probe; connection 2 is ours.
+    conversation = [line for line in lines if line.startswith(("<2 ", ">2 ", "2: "))]
+    assert conversation == [
+        "<2 new auto-negotiating client connection",
+        "2: Client using the ascii protocol",
+        "<2 set foo 0 0 1",
+        ">2 STORED",
+        "<2 get foo",
+        ">2 sending key foo",
+        ">2 END",
+        "<2 connection closed.",
+    ]

@@ -8,7 +8,7 @@ Twisted layer plugs in the few actions that need the reactor (shutdown) as calla
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Set
 
 from pymcd.commands.registry import CommandRegistry
 from pymcd.logger import emit_trace
@@ -16,6 +16,10 @@ from pymcd.session import Session
 from pymcd.settings import Settings, settings_stats
 from pymcd.stats import ServerStats, Stat, merge_in_order
 from pymcd.store import Store
+
+# Descriptors memcached sets aside from -c for itself (listeners, pipes, threads): the first
+# rejected client under `-c 30` is the sixth, on memcached and on pymcd.
+RESERVED_FDS = 25
 
 
 class ServerContext:
@@ -34,22 +38,49 @@ class ServerContext:
         self.verbose = settings.verbose
         self.sessions: Dict[int, Session] = {}
         self._conn_ids = itertools.count(1)
+        self._client_ids: Set[int] = set()
         self.request_shutdown: Callable[[bool], None] = lambda graceful: None
         self.trace = emit_trace
 
-    def open_session(self, **kwargs) -> Session:
-        """Register a new connection (counts it as memcached counts accepted connections)."""
+    def open_session(self, counted: bool = True, **kwargs) -> Session:
+        """Register a new connection; ``counted`` ones are clients in the connection stats."""
         session = Session(self, next(self._conn_ids), **kwargs)
+        session.last_cmd_time = self.store.now
         self.sessions[session.conn_id] = session
-        stats = self.stats
-        stats.curr_connections += 1
-        stats.total_connections += 1
-        stats.connection_structures = max(stats.connection_structures, stats.curr_connections)
+        if counted:
+            self._client_ids.add(session.conn_id)
+            stats = self.stats
+            stats.curr_connections += 1
+            stats.total_connections += 1
+            stats.connection_structures = max(stats.connection_structures, stats.curr_connections)
         return session
 
     def close_session(self, session: Session) -> None:
-        if self.sessions.pop(session.conn_id, None) is not None:
+        self.sessions.pop(session.conn_id, None)
+        if session.conn_id in self._client_ids:
+            self._client_ids.discard(session.conn_id)
             self.stats.curr_connections -= 1
+
+    def accepting(self) -> bool:
+        """Room for one more client under -c, reserving descriptors as memcached does.
+
+        memcached keeps RESERVED_FDS descriptors aside, so ``-c 1024`` admits about 1000 clients;
+        pymcd admits the same number so capacity planning carries over.
+        """
+        limit = max(1, self.settings.maxconns - RESERVED_FDS)
+        return self.stats.curr_connections < limit
+
+    def connection_stats(self) -> List[Stat]:
+        """``stats conns``: one block per connection, as memcached lists its fds."""
+        now = self.store.now
+        lines: List[Stat] = []
+        for conn_id, session in sorted(self.sessions.items()):
+            lines.append(("%d:addr" % conn_id, session.peer))
+            if session.listen_address:
+                lines.append(("%d:listen_addr" % conn_id, session.listen_address))
+            lines.append(("%d:state" % conn_id, session.state))
+            lines.append(("%d:secs_since_last_cmd" % conn_id, now - session.last_cmd_time))
+        return lines
 
     def set_verbosity(self, level: int) -> None:
         self.verbose = self.settings.verbose = self.settings.clamp_verbosity(level)

@@ -36,6 +36,7 @@ class Session:
         "watcher",
         "sasl",
         "udp",
+        "last_cmd_time",
     )
 
     def __init__(
@@ -65,6 +66,7 @@ class Session:
         self.watcher = None
         self.sasl = None
         self.udp = udp
+        self.last_cmd_time = 0
 
     def reply(self, line: bytes) -> None:
         """Queue a one-line reply (with its CRLF), honouring noreply as memcached's out_string does."""

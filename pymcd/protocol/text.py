@@ -75,6 +75,7 @@ class TextMachine:
         session = self.session
         commands = self.commands
         server = session.server
+        store = session.store
         budget = self.requests_per_event
         pos = 0
         size = len(data)
@@ -86,7 +87,7 @@ class TextMachine:
                     self._wait_for(data, pos, length + 2)
                     return False
                 self._pending = None
-                session.state = "conn_new_cmd"
+                session.state = "conn_parse_cmd"
                 if data[end:end + 2] == CRLF:
                     command.execute(session, tokens, data[pos:end])
                 else:
@@ -116,6 +117,8 @@ class TextMachine:
             pos = eol + 1
             budget -= 1
             session.noreply = False
+            session.last_cmd_time = store.now
+            session.state = "conn_parse_cmd"
             if server.verbose > 1:
                 server.trace("<%d %s" % (session.conn_id, line.decode("latin-1")))
             tokens = line.split(b" ")

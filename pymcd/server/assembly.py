@@ -1,12 +1,18 @@
-"""Putting a server together: store service, shared context, listeners."""
+"""Putting a server together: store service, shared context, listeners, shutdown."""
 
 from __future__ import annotations
 
-from twisted.application import service, strports
+import signal
+from typing import List
+
+from twisted.application import internet, service, strports
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from pymcd.context import ServerContext
 from pymcd.options import endpoint_strings
+from pymcd.server.datagram import MemcacheDatagramProtocol
 from pymcd.server.stream import MemcacheStreamFactory
 from pymcd.service import StoreService
 from pymcd.settings import Settings
@@ -25,23 +31,46 @@ class PymcdService(service.MultiService):
         self.context = ServerContext(settings, store)
         self.context.request_shutdown = self.shutdown
         StoreService(store).setServiceParent(self)
-        factory = MemcacheStreamFactory(self.context)
-        self.factory = factory
+        self.factory = MemcacheStreamFactory(self.context)
+        self.listeners: List[service.Service] = []
         for endpoint in endpoint_strings(settings):
-            listener = strports.service(endpoint, factory)
-            listener.setName(endpoint)
-            listener.setServiceParent(self)
+            self._add_listener(strports.service(endpoint, self.factory), endpoint)
+        if settings.udp_port and not settings.unix_socket:
+            interfaces = [i for i in (settings.interface or "").split(",") if i] or [""]
+            for interface in interfaces:
+                udp = internet.UDPServer(
+                    settings.udp_port, MemcacheDatagramProtocol(self.context),
+                    interface=interface.strip("[]"),
+                )
+                self._add_listener(udp, "udp:%d:%s" % (settings.udp_port, interface))
+        if settings.idle_timeout:
+            idle = internet.TimerService(1.0, self.factory.kick_idle, settings.idle_timeout)
+            idle.setServiceParent(self)
+
+    def _add_listener(self, listener: service.Service, name: str) -> None:
+        listener.setName(name)
+        listener.setServiceParent(self)
+        self.listeners.append(listener)
 
     def startService(self) -> None:
         if self.settings.verbose > 1:
             for line in self.context.store.slab_class_lines():
                 self.context.trace(line)
         super().startService()
-
-    def shutdown(self, graceful: bool) -> None:
-        """``shutdown`` / ``shutdown graceful``: stop the reactor once replies are out."""
         from twisted.internet import reactor
 
+        signal.signal(signal.SIGUSR1, lambda *_: reactor.callFromThread(self.shutdown, True))
+
+    @inlineCallbacks
+    def shutdown(self, graceful: bool) -> Deferred:
+        """``shutdown`` stops at once; ``shutdown graceful`` (and SIGUSR1) first stops listening
+        and lets every connection finish writing what it owes."""
+        from twisted.internet import reactor
+
+        if graceful:
+            for listener in self.listeners:
+                yield listener.stopService()
+            yield self.factory.close_all()
         reactor.callLater(0, reactor.stop)
 
 

@@ -8,9 +8,10 @@ connections by pausing its reads and resuming on the next reactor turn.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, List, Optional
 
 from twisted.internet import protocol
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
@@ -18,30 +19,42 @@ from pymcd.context import ServerContext
 from pymcd.protocol.negotiate import machine_for
 from pymcd.session import Session
 
+TOO_MANY_CONNECTIONS = b"ERROR Too many open connections\r\n"
+
 
 class MemcacheStreamProtocol(protocol.Protocol):
     """One client connection over a stream transport."""
 
-    session: Session
+    session: Optional[Session] = None
     machine = None
 
     def __init__(self, server: ServerContext, clock: IReactorTime) -> None:
         self.server = server
         self.clock = clock
         self._resume_call = None
+        self.closed_waiters: List[Deferred] = []
 
     def connectionMade(self) -> None:
-        peer = self.transport.getPeer()
-        host = self.transport.getHost()
-        self.session = self.server.open_session(
-            transport_name=type(peer).__name__,
-            peer=_address(peer),
-            listen_address=_address(host),
+        server = self.server
+        if not server.accepting():
+            # memcached's maxconns_fast: tell the client why, then hang up.
+            server.stats.rejected_connections += 1
+            self.transport.write(TOO_MANY_CONNECTIONS)
+            self.transport.loseConnection()
+            return
+        self.session = server.open_session(
+            transport_name=type(self.transport.getPeer()).__name__,
+            peer=_address(self.transport.getPeer()),
+            listen_address=_address(self.transport.getHost()),
         )
-        if self.server.verbose > 1:
-            self.server.trace("<%d new auto-negotiating client connection" % self.session.conn_id)
+        self.session.state = "conn_waiting"
+        self.factory.connections[self.session.conn_id] = self
+        if server.verbose > 1:
+            server.trace("<%d new auto-negotiating client connection" % self.session.conn_id)
 
     def dataReceived(self, data: bytes) -> None:
+        if self.session is None:
+            return
         server = self.server
         server.stats.bytes_read += len(data)
         machine = self.machine
@@ -66,6 +79,8 @@ class MemcacheStreamProtocol(protocol.Protocol):
 
     def _flush(self) -> None:
         session = self.session
+        if session.state == "conn_parse_cmd":
+            session.state = "conn_waiting"
         out = session.out
         if out:
             data = out[0] if len(out) == 1 else b"".join(out)
@@ -80,21 +95,50 @@ class MemcacheStreamProtocol(protocol.Protocol):
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         if self._resume_call is not None and self._resume_call.active():
             self._resume_call.cancel()
-        session = getattr(self, "session", None)
+        session = self.session
         if session is not None:
+            self.factory.connections.pop(session.conn_id, None)
             if self.server.verbose > 1:
                 self.server.trace("<%d connection closed." % session.conn_id)
             self.server.close_session(session)
+        for waiter in self.closed_waiters:
+            waiter.callback(None)
 
 
 class MemcacheStreamFactory(protocol.Factory):
-    """Builds a protocol per connection; all share one ServerContext."""
+    """Builds a protocol per connection; all share one ServerContext.
+
+    It also knows every live connection, for what needs to reach them from outside a read: the
+    idle-timeout sweep and a graceful shutdown.
+    """
 
     def __init__(self, server: ServerContext, clock: Optional[IReactorTime] = None) -> None:
         if clock is None:
             from twisted.internet import reactor as clock
         self.server = server
         self.clock = clock
+        self.connections: Dict[int, MemcacheStreamProtocol] = {}
+
+    def kick_idle(self, idle_timeout: int) -> None:
+        """Close clients idle longer than ``idle_timeout`` seconds (not those mid-request)."""
+        now = self.server.store.now
+        for proto in list(self.connections.values()):
+            session = proto.session
+            if session.state == "conn_waiting" and now - session.last_cmd_time > idle_timeout:
+                self.server.stats.idle_kicks += 1
+                if self.server.verbose > 1:
+                    self.server.trace("%d: idle timeout" % session.conn_id)
+                proto.transport.loseConnection()
+
+    def close_all(self) -> Deferred:
+        """Close every connection once its pending replies are written; fires when all are gone."""
+        waiting = []
+        for proto in list(self.connections.values()):
+            done = Deferred()
+            proto.closed_waiters.append(done)
+            waiting.append(done)
+            proto.transport.loseConnection()
+        return DeferredList(waiting)
 
     def buildProtocol(self, addr) -> MemcacheStreamProtocol:
         proto = MemcacheStreamProtocol(self.server, self.clock)

@@ -1,0 +1,57 @@
+"""The UDP listener: every datagram is a self-contained request with memcached's frame header."""
+
+from __future__ import annotations
+
+from twisted.internet import protocol
+
+from pymcd.context import ServerContext
+from pymcd.protocol.negotiate import machine_for
+from pymcd.protocol.udp import MULTI_PACKET_REFUSAL, frame_reply, parse_request
+
+
+class MemcacheDatagramProtocol(protocol.DatagramProtocol):
+    """One UDP socket; like memcached, it is a single "connection" serving every peer.
+
+    Each datagram gets a fresh protocol machine, so a request cut short by the datagram's end
+    leaves nothing behind to corrupt the next one.
+    """
+
+    def __init__(self, server: ServerContext, listen_address: str = "") -> None:
+        self.server = server
+        self.listen_address = listen_address
+        self.session = None
+
+    def startProtocol(self) -> None:
+        host = self.transport.getHost()
+        self.session = self.server.open_session(
+            transport_name="udp", peer="udp:%s:%d" % (host.host, host.port),
+            listen_address="", udp=True, counted=False,
+        )
+        self.session.state = "conn_read"
+
+    def stopProtocol(self) -> None:
+        if self.session is not None:
+            self.server.close_session(self.session)
+
+    def datagramReceived(self, datagram: bytes, address) -> None:
+        parsed = parse_request(datagram)
+        if parsed is None:
+            return
+        request_id, single, payload = parsed
+        server = self.server
+        server.stats.bytes_read += len(datagram)
+        session = self.session
+        if single:
+            machine = machine_for(session, payload)
+            while machine.receive(payload):
+                payload = b""
+            reply = b"".join(session.out)
+        else:
+            reply = MULTI_PACKET_REFUSAL
+        del session.out[:]
+        session.close_now = session.close_after_write = False
+        session.swallow_bytes = 0
+        if reply:
+            for frame in frame_reply(request_id, reply):
+                server.stats.bytes_written += len(frame)
+                self.transport.write(frame, address)

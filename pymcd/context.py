@@ -41,6 +41,7 @@ class ServerContext:
         self._client_ids: Set[int] = set()
         self.request_shutdown: Callable[[bool], None] = lambda graceful: None
         self.trace = emit_trace
+        self.tls = None  # the ServerTLSContext when -Z is on
 
     def open_session(self, counted: bool = True, **kwargs) -> Session:
         """Register a new connection; ``counted`` ones are clients in the connection stats."""
@@ -88,12 +89,13 @@ class ServerContext:
     def general_stats(self) -> List[Stat]:
         """Plain ``stats``: the server's lines and the store's, merged in memcached's order."""
         settings = self.settings
-        return merge_in_order(
-            [
-                self.stats.general(settings.maxconns, settings.num_threads),
-                self.store.general_stats(),
-            ]
-        )
+        sources = [
+            self.stats.general(settings.maxconns, settings.num_threads, settings.idle_timeout),
+            self.store.general_stats(),
+        ]
+        if self.tls is not None:
+            sources.append(self.stats.tls(settings.ssl_min_version, self.tls.loaded_at))
+        return merge_in_order(sources)
 
     def settings_stats(self) -> List[Stat]:
         return settings_stats(self.settings, dict(self.store.settings_stats()).get("oldest", 0))

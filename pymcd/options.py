@@ -8,7 +8,7 @@ endpoint strings in Twisted's syntax). Errors raise :class:`UsageError` with mem
 from __future__ import annotations
 
 import getopt
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from pymcd import __version__
 from pymcd.settings import PAGE_SIZE, Settings
@@ -88,10 +88,12 @@ def parse_arguments(argv: Sequence[str]) -> Settings:
         key = flag.lstrip("-")
         key = LONG_OPTIONS.get(key + "=", LONG_OPTIONS.get(key, key))
         if key == "p":
-            if value.strip().isdigit():
+            if not value.strip().isdigit():
+                settings.ports.append(value)
+            elif numeric_port is None:
                 numeric_port = int(value)
             else:
-                settings.ports.append(value)
+                settings.ports.append("tcp:%d" % int(value))
         else:
             _apply_flag(settings, key, value)
     if numeric_port is not None:
@@ -291,34 +293,37 @@ def help_text() -> str:
     return "\n".join(lines) + "\n"
 
 
-def endpoint_strings(settings: Settings) -> List[str]:
-    """The stream listeners the settings ask for, as Twisted endpoint strings.
+def listener_specs(settings: Settings) -> List[Tuple[str, bool]]:
+    """The stream listeners the settings ask for: (Twisted endpoint string, wrap in TLS).
 
     memcached listens on -p (default 11211) on every -l address; -s alone disables the network.
-    Explicit ``--port`` endpoints are added as given; they replace the default TCP port unless
-    -p was also given as a number.
+    Explicit ``--port`` endpoints are added as given (an ``ssl:`` one brings its own TLS); they
+    replace the default TCP port unless -p was also given as a number. With -Z every -l address
+    gets TLS except those written ``notls:<addr>``.
     """
-    endpoints = list(settings.ports)
+    specs = [(endpoint, False) for endpoint in settings.ports]
     network = not (settings.unix_socket and not settings.tcp_port_given and not settings.ports)
     wants_default = settings.tcp_port_given or not settings.ports
     if network and wants_default and settings.tcp_port:
         interfaces = [i for i in (settings.interface or "").split(",") if i] or [None]
         for interface in interfaces:
-            endpoints.append(_tcp_endpoint(settings.tcp_port, interface))
+            plain = interface is not None and interface.startswith("notls:")
+            specs.append((_tcp_endpoint(settings, interface), settings.ssl_enabled and not plain))
     if settings.unix_socket:
         path = settings.unix_socket.replace(":", "\\:")
-        endpoints.append("unix:%s:mode=%o" % (path, settings.unix_mask))
-    return endpoints
+        specs.append(("unix:%s:mode=%o" % (path, settings.unix_mask), False))
+    return specs
 
 
-def _tcp_endpoint(port: int, interface: Optional[str]) -> str:
+def _tcp_endpoint(settings: Settings, interface: Optional[str]) -> str:
+    port = settings.tcp_port
     if interface is None:
-        return "tcp:%d" % port
+        return "tcp:%d:backlog=%d" % (port, settings.backlog)
     if interface.startswith("notls:"):
         interface = interface[len("notls:"):]
-    if ":" in interface and not interface.startswith("["):
+    if interface.count(":") == 1 or interface.startswith("["):
         host, _, maybe_port = interface.rpartition(":")
         if maybe_port.isdigit() and host:
             port, interface = int(maybe_port), host
     interface = interface.strip("[]")
-    return "tcp:%d:interface=%s" % (port, interface.replace(":", "\\:"))
+    return "tcp:%d:interface=%s:backlog=%d" % (port, interface.replace(":", "\\:"), settings.backlog)

@@ -71,9 +71,19 @@ class ServerStats:
     def uptime(self) -> int:
         return int(self._clock() - self.started)
 
-    def general(self, max_connections: int, threads: int) -> List[Stat]:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
+    def tls(self, min_version: str, certs_loaded_at: float) -> List[Stat]:
+        """The lines memcached adds to ``stats`` when TLS is on."""
         return [
+            ("ssl_handshake_errors", self.ssl_handshake_errors),
+            ("ssl_min_version", min_version),
+            ("ssl_new_sessions", self.ssl_new_sessions),
+            ("time_since_server_cert_refresh", int(self._clock() - certs_loaded_at)),
+        ]
+
+    def general(self, max_connections: int, threads: int, idle_timeout: int = 0) -> List[Stat]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        idle = [("idle_kicks", self.idle_kicks)] if idle_timeout else []
+        return idle + [
             ("pid", os.getpid()),
             ("uptime", self.uptime()),
             ("time", int(self._clock())),
@@ -92,7 +102,6 @@ class ServerStats:
             ("cmd_meta", self.cmd_meta),
             ("auth_cmds", self.auth_cmds),
             ("auth_errors", self.auth_errors),
-            ("idle_kicks", self.idle_kicks),
             ("bytes_read", self.bytes_read),
             ("bytes_written", self.bytes_written),
             ("accepting_conns", self.accepting_conns),

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import List, Optional
 
 from pymcd import MEMCACHED_VERSION
-from pymcd.commands.base import BAD_FORMAT, INVALID_EXPTIME, OK, TextCommand, wants_noreply
+from pymcd.commands.base import (
+    BAD_FORMAT,
+    ERROR,
+    INVALID_EXPTIME,
+    OK,
+    TextCommand,
+    wants_noreply,
+)
 from pymcd.protocol.numbers import parse_i32, parse_u32
 
 FLUSH_NOT_ALLOWED = b"CLIENT_ERROR flush_all not allowed\r\n"
@@ -87,7 +94,26 @@ class Shutdown(TextCommand):
         server.request_shutdown(graceful)
 
 
+class RefreshCerts(TextCommand):
+    """``refresh_certs``: reload the TLS certificate and key for new connections."""
+
+    names = (b"refresh_certs",)
+
+    def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
+        wants_noreply(session, tokens)
+        tls = session.server.tls
+        if tls is None:
+            session.reply(ERROR)
+            return
+        problem = tls.refresh()
+        if problem is None:
+            session.reply(OK)
+        else:
+            session.error(b"CLIENT_ERROR %s\r\n" % problem.encode())
+
+
 FLUSH_ALL = FlushAll()
+REFRESH_CERTS = RefreshCerts()
 VERSION = Version()
 VERBOSITY = Verbosity()
 QUIT = Quit()

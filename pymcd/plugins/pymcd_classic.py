@@ -1,7 +1,14 @@
 """pymcd's classic text commands, exposed to twisted.plugin discovery like any third party's."""
 
 from pymcd.commands.arithmetic import DECR, INCR
-from pymcd.commands.maintenance import FLUSH_ALL, QUIT, SHUTDOWN, VERBOSITY, VERSION
+from pymcd.commands.maintenance import (
+    FLUSH_ALL,
+    QUIT,
+    REFRESH_CERTS,
+    SHUTDOWN,
+    VERBOSITY,
+    VERSION,
+)
 from pymcd.commands.removal import DELETE, TOUCH
 from pymcd.commands.retrieval import GAT, GATS, GET, GETS
 from pymcd.commands.statistics import STATS
@@ -11,5 +18,5 @@ __all__ = [
     "GET", "GETS", "GAT", "GATS",
     "SET", "ADD", "REPLACE", "APPEND", "PREPEND", "CAS",
     "INCR", "DECR", "DELETE", "TOUCH",
-    "FLUSH_ALL", "VERSION", "VERBOSITY", "QUIT", "SHUTDOWN", "STATS",
+    "FLUSH_ALL", "REFRESH_CERTS", "VERSION", "VERBOSITY", "QUIT", "SHUTDOWN", "STATS",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-from typing import List
+from typing import List, Optional
 
 from twisted.application import internet, service, strports
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -11,9 +11,10 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from pymcd.context import ServerContext
-from pymcd.options import endpoint_strings
+from pymcd.options import listener_specs
 from pymcd.server.datagram import MemcacheDatagramProtocol
 from pymcd.server.stream import MemcacheStreamFactory
+from pymcd.server.tls import ServerTLSContext, tls_factory
 from pymcd.service import StoreService
 from pymcd.settings import Settings
 from pymcd.store import Store
@@ -33,8 +34,13 @@ class PymcdService(service.MultiService):
         StoreService(store).setServiceParent(self)
         self.factory = MemcacheStreamFactory(self.context)
         self.listeners: List[service.Service] = []
-        for endpoint in endpoint_strings(settings):
-            self._add_listener(strports.service(endpoint, self.factory), endpoint)
+        self.tls: Optional[ServerTLSContext] = None
+        if settings.ssl_enabled:
+            self.tls = ServerTLSContext(settings, self.context.stats)
+            self.context.tls = self.tls
+        for endpoint, use_tls in listener_specs(settings):
+            factory = tls_factory(self.tls, self.factory) if use_tls else self.factory
+            self._add_listener(strports.service(endpoint, factory), endpoint)
         if settings.udp_port and not settings.unix_socket:
             interfaces = [i for i in (settings.interface or "").split(",") if i] or [""]
             for interface in interfaces:

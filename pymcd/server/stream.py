@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
+from OpenSSL import SSL
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
@@ -93,6 +94,8 @@ class MemcacheStreamProtocol(protocol.Protocol):
             self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        if reason.check(SSL.Error) and self.machine is None:
+            self.server.stats.ssl_handshake_errors += 1
         if self._resume_call is not None and self._resume_call.active():
             self._resume_call.cancel()
         session = self.session

@@ -33,6 +33,9 @@ class ITextCommand(ICommand):
     allowed_before_auth = Attribute(
         "True when the command may run before the connection has authenticated (-Y/-S)."
     )
+    writes_at_once = Attribute(
+        "True for get-like commands memcached flushes at once (only the -vvv trace shows it)."
+    )
 
     def begin(session, tokens):
         """Validate a data-carrying request line before its data block is read.

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from pymcd.commands.base import BAD_FORMAT, KEY_MAX_LENGTH, NOT_FOUND, TextCommand, wants_noreply
+from pymcd.commands.base import (
+    BAD_FORMAT,
+    KEY_MAX_LENGTH,
+    NOT_FOUND,
+    TextCommand,
+    trace_lookup,
+    wants_noreply,
+)
 from pymcd.protocol.numbers import parse_u64
 from pymcd.store import outcomes
 
@@ -32,6 +39,7 @@ class Delta(TextCommand):
         if delta is None:
             session.reply(INVALID_DELTA)
             return
+        trace_lookup(session, key)
         result, number, _ = session.store.delta(key, self.incr, delta)
         if result == outcomes.DELTA_OK:
             session.reply(b"%d\r\n" % number)

@@ -28,6 +28,8 @@ class TextCommand:
 
     names: tuple = ()
     takes_value = False
+    # memcached sends get-like replies at once (conn_mwrite); only the -vvv trace cares.
+    writes_at_once = False
     allowed_before_auth = False
     arity = (1, None)
 
@@ -46,3 +48,10 @@ def wants_noreply(session, tokens: List[bytes]) -> bool:
     if tokens[-1] == b"noreply":
         session.noreply = True
     return session.noreply
+
+
+def trace_lookup(session, key: bytes) -> None:
+    """At -vvv memcached's item lookup prints whether the key exists; pymcd prints the same."""
+    if session.server.verbose > 2:
+        found = session.store.peek(key) is not None
+        session.server.trace(("> FOUND KEY %s" if found else "> NOT FOUND %s") % key.decode("latin-1"))

@@ -10,6 +10,7 @@ from pymcd.commands.base import (
     KEY_MAX_LENGTH,
     NOT_FOUND,
     TextCommand,
+    trace_lookup,
     wants_noreply,
 )
 from pymcd.protocol.numbers import parse_i32
@@ -41,6 +42,7 @@ class Delete(TextCommand):
         if len(key) > KEY_MAX_LENGTH:
             session.reply(BAD_FORMAT)
             return
+        trace_lookup(session, key)
         if session.store.delete(key) == outcomes.DELETED:
             session.reply(DELETED)
         else:
@@ -63,6 +65,7 @@ class Touch(TextCommand):
         if exptime is None:
             session.reply(INVALID_EXPTIME)
             return
+        trace_lookup(session, key)
         session.reply(TOUCHED if session.store.touch(key, exptime) else NOT_FOUND)
 
 

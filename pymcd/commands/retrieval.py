@@ -12,6 +12,7 @@ class Retrieve(TextCommand):
     """Fetch one or many keys; ``with_cas`` adds the CAS unique, ``touch`` makes it gat/gats."""
 
     arity = (2, None)
+    writes_at_once = True
 
     def __init__(self, names: tuple, with_cas: bool, touch: bool) -> None:
         self.names = names
@@ -21,7 +22,7 @@ class Retrieve(TextCommand):
     def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
         out = session.out
         store = session.store
-        trace = session.server.verbose > 1
+        verbose = session.server.verbose
         if self.touch:
             exptime = parse_i32(tokens[1])
             if exptime is None:
@@ -37,15 +38,19 @@ class Retrieve(TextCommand):
                 session.reply(BAD_FORMAT)
                 return
             hit = store.gat(key, exptime) if self.touch else store.get(key)
+            if verbose > 2:
+                session.server.trace(
+                    ("> FOUND KEY %s" if hit else "> NOT FOUND %s") % key.decode("latin-1")
+                )
             if hit is not None:
                 flags, data, cas = hit
                 if with_cas:
                     replies.append(b"VALUE %s %d %d %d\r\n%s\r\n" % (key, flags, len(data), cas, data))
                 else:
                     replies.append(b"VALUE %s %d %d\r\n%s\r\n" % (key, flags, len(data), data))
-                if trace:
+                if verbose > 1:
                     session.server.trace(">%d sending key %s" % (session.conn_id, key.decode("latin-1")))
-        if trace:
+        if verbose > 1:
             session.server.trace(">%d END" % session.conn_id)
         out.extend(replies)
         out.append(END)

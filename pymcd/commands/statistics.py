@@ -15,6 +15,7 @@ class Stats(TextCommand):
     """``stats [reset|settings|slabs|items|sizes|conns|detail ...]``."""
 
     names = (b"stats",)
+    writes_at_once = True
 
     def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
         server = session.server

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from pymcd.commands.base import BAD_FORMAT, KEY_MAX_LENGTH, TextCommand, wants_noreply
+from pymcd.commands.base import (
+    BAD_FORMAT,
+    KEY_MAX_LENGTH,
+    TextCommand,
+    trace_lookup,
+    wants_noreply,
+)
 from pymcd.protocol.numbers import parse_i32, parse_u32, parse_u64
 from pymcd.store import outcomes
 
@@ -61,6 +67,7 @@ class Store(TextCommand):
 
     def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
         cas = int(tokens[5]) if self.with_cas else 0
+        trace_lookup(session, tokens[1])
         result, _ = session.store.store(
             self.mode, tokens[1], int(tokens[2]), int(tokens[3]), value, cas
         )

@@ -21,6 +21,4 @@ def machine_for(session: Session, first_data: bytes):
         session.protocol_name = "binary"
         return BinaryMachine(session, server.commands.binary)
     session.protocol_name = "ascii"
-    if server.verbose > 1 and wanted == "auto":
-        server.trace("%d: Client using the ascii protocol" % session.conn_id)
     return TextMachine(session, server.commands.text)

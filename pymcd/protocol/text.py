@@ -16,6 +16,7 @@ from typing import Dict, List
 
 from pymcd.commands.base import ERROR
 from pymcd.interfaces import ITextCommand
+from pymcd.protocol.states import StateTrace
 from pymcd.session import Session
 
 # memcached keeps a line without a newline only while it may be a large multiget.
@@ -39,6 +40,8 @@ class TextMachine:
         self._want = 0
         # The storage request waiting for its data block: (command, tokens, length).
         self._pending = None
+        self._announced = False
+        self.states = StateTrace(session)
 
     @property
     def buffered(self) -> int:
@@ -77,6 +80,13 @@ class TextMachine:
         server = session.server
         store = session.store
         budget = self.requests_per_event
+        states = self.states if server.verbose > 2 else None
+        if states is not None:
+            states.data_arrived()
+        if not self._announced:
+            self._announced = True
+            if server.verbose > 1:
+                server.trace("%d: Client using the ascii protocol" % session.conn_id)
         pos = 0
         size = len(data)
         while pos < size:
@@ -87,11 +97,14 @@ class TextMachine:
                     self._wait_for(data, pos, length + 2)
                     return False
                 self._pending = None
-                session.state = "conn_parse_cmd"
                 if data[end:end + 2] == CRLF:
                     command.execute(session, tokens, data[pos:end])
                 else:
                     session.reply(BAD_DATA_CHUNK)
+                if states is None:
+                    session.state = "conn_parse_cmd"
+                else:
+                    states.after_value()
                 pos = end + 2
                 if session.close_now:
                     return False
@@ -111,14 +124,17 @@ class TextMachine:
                     session.close()
                     return False
                 self._buffer = data[pos:]
-                return False
+                break
             end = eol - 1 if eol - pos > 1 and data[eol - 1] == 13 else eol
             line = data[pos:end]
             pos = eol + 1
             budget -= 1
             session.noreply = False
             session.last_cmd_time = store.now
-            session.state = "conn_parse_cmd"
+            if states is None:
+                session.state = "conn_parse_cmd"
+            else:
+                states.line()
             if server.verbose > 1:
                 server.trace("<%d %s" % (session.conn_id, line.decode("latin-1")))
             tokens = line.split(b" ")
@@ -139,8 +155,12 @@ class TextMachine:
                         session.state = "conn_nread"
                 else:
                     command.execute(session, tokens, None)
+                if states is not None:
+                    states.after_command(command.writes_at_once, self._pending is not None)
             if session.close_now:
                 return False
+        if states is not None:
+            states.batch_done()
         return False
 
     def _unknown(self, tokens: List[bytes]) -> None:

@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 
 from pymcd.context import ServerContext
 from pymcd.protocol.negotiate import machine_for
+from pymcd.protocol.states import StateTrace
 from pymcd.session import Session
 
 TOO_MANY_CONNECTIONS = b"ERROR Too many open connections\r\n"
@@ -48,10 +49,13 @@ class MemcacheStreamProtocol(protocol.Protocol):
             peer=_address(self.transport.getPeer()),
             listen_address=_address(self.transport.getHost()),
         )
-        self.session.state = "conn_waiting"
         self.factory.connections[self.session.conn_id] = self
         if server.verbose > 1:
             server.trace("<%d new auto-negotiating client connection" % self.session.conn_id)
+        if server.verbose > 2:
+            StateTrace(self.session).connected()
+        else:
+            self.session.state = "conn_waiting"
 
     def dataReceived(self, data: bytes) -> None:
         if self.session is None:
@@ -101,7 +105,9 @@ class MemcacheStreamProtocol(protocol.Protocol):
         session = self.session
         if session is not None:
             self.factory.connections.pop(session.conn_id, None)
-            if self.server.verbose > 1:
+            if self.server.verbose > 2:
+                StateTrace(session).closed()
+            elif self.server.verbose > 1:
                 self.server.trace("<%d connection closed." % session.conn_id)
             self.server.close_session(session)
         for waiter in self.closed_waiters:

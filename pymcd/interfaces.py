@@ -12,11 +12,15 @@ store, and append reply bytes to ``session.out``.
 
 from __future__ import annotations
 
-from zope.interface import Attribute, Interface
+from twisted.plugin import IPlugin
+from zope.interface import Attribute
 
 
-class ICommand(Interface):
-    """A command family: one object serving one or more request names."""
+class ICommand(IPlugin):
+    """A command family: one object serving one or more request names.
+
+    It extends IPlugin because twisted.plugin only collects objects providing IPlugin.
+    """
 
     names = Attribute(
         "The names it serves: bytes verbs (b'get') for text commands, int opcodes for binary."

@@ -152,7 +152,8 @@ class TextMachine:
                     length = command.begin(session, tokens)
                     if length is not None:
                         self._pending = (command, tokens, length)
-                        session.state = "conn_nread"
+                        if states is None:
+                            session.state = "conn_nread"
                 else:
                     command.execute(session, tokens, None)
                 if states is not None:

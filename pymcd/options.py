@@ -90,10 +90,11 @@ def parse_arguments(argv: Sequence[str]) -> Settings:
         if key == "p":
             if not value.strip().isdigit():
                 settings.ports.append(value)
-            elif numeric_port is None:
-                numeric_port = int(value)
-            else:
+            elif flag == "--port" and numeric_port is not None:
+                # --port repeats (twistd style); memcached's -p just overrides.
                 settings.ports.append("tcp:%d" % int(value))
+            else:
+                numeric_port = int(value)
         else:
             _apply_flag(settings, key, value)
     if numeric_port is not None:
@@ -296,15 +297,14 @@ def help_text() -> str:
 def listener_specs(settings: Settings) -> List[Tuple[str, bool]]:
     """The stream listeners the settings ask for: (Twisted endpoint string, wrap in TLS).
 
-    memcached listens on -p (default 11211) on every -l address; -s alone disables the network.
+    memcached listens on -p (default 11211) on every -l address; -s disables the network.
     Explicit ``--port`` endpoints are added as given (an ``ssl:`` one brings its own TLS); they
     replace the default TCP port unless -p was also given as a number. With -Z every -l address
     gets TLS except those written ``notls:<addr>``.
     """
     specs = [(endpoint, False) for endpoint in settings.ports]
-    network = not (settings.unix_socket and not settings.tcp_port_given and not settings.ports)
     wants_default = settings.tcp_port_given or not settings.ports
-    if network and wants_default and settings.tcp_port:
+    if not settings.unix_socket and wants_default and settings.tcp_port:
         interfaces = [i for i in (settings.interface or "").split(",") if i] or [None]
         for interface in interfaces:
             plain = interface is not None and interface.startswith("notls:")

@@ -41,7 +41,7 @@ class PymcdService(service.MultiService):
         for endpoint, use_tls in listener_specs(settings):
             factory = tls_factory(self.tls, self.factory) if use_tls else self.factory
             self._add_listener(strports.service(endpoint, factory), endpoint)
-        if settings.udp_port and not settings.unix_socket:
+        if settings.udp_port and not settings.unix_socket:  # -s disables the network
             interfaces = [i for i in (settings.interface or "").split(",") if i] or [""]
             for interface in interfaces:
                 udp = internet.UDPServer(

@@ -87,14 +87,17 @@ class MemcacheStreamProtocol(protocol.Protocol):
         if session.state == "conn_parse_cmd":
             session.state = "conn_waiting"
         out = session.out
+        if session.close_now:
+            # conn_closing: memcached drops what it had queued and closes.
+            del out[:]
+            self.transport.loseConnection()
+            return
         if out:
             data = out[0] if len(out) == 1 else b"".join(out)
             del out[:]
             self.server.stats.bytes_written += len(data)
             self.transport.write(data)
-        if session.close_now:
-            self.transport.abortConnection()
-        elif session.close_after_write:
+        if session.close_after_write:
             self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:

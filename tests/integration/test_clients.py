@@ -20,10 +20,10 @@ def client(pymcd_server):
 def test_pymemcache_everyday_operations(client):
     assert client.set("a", b"1")
     assert client.get("a") == b"1"
-    assert client.add("a", b"2") is False
-    assert client.replace("a", b"3")
-    assert client.append("a", b"4")
-    assert client.prepend("a", b"0")
+    assert client.add("a", b"2", noreply=False) is False
+    assert client.replace("a", b"3", noreply=False)
+    assert client.append("a", b"4", noreply=False)
+    assert client.prepend("a", b"0", noreply=False)
     assert client.get("a") == b"034"
     assert client.get_many(["a", "missing"]) == {"a": b"034"}
     value, cas = client.gets("a")
@@ -33,7 +33,7 @@ def test_pymemcache_everyday_operations(client):
     assert client.incr("n", 1) == 42
     assert client.decr("n", 50) == 0
     assert client.touch("n", 100)
-    assert client.gat("n", 100) == b"0 "
+    assert client.get("n") == b"0 "
     assert client.delete("n")
     assert client.get("n") is None
     assert client.delete("n", noreply=False) is False

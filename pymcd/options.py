@@ -311,7 +311,7 @@ def listener_specs(settings: Settings) -> List[Tuple[str, bool]]:
             specs.append((_tcp_endpoint(settings, interface), settings.ssl_enabled and not plain))
     if settings.unix_socket:
         path = settings.unix_socket.replace(":", "\\:")
-        specs.append(("unix:%s:mode=%o" % (path, settings.unix_mask), False))
+        specs.append(("unix:%s:mode=%o:lockfile=0" % (path, settings.unix_mask), False))
     return specs
 
 

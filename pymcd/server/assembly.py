@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import stat
 from typing import List, Optional
 
 from twisted.application import internet, service, strports
@@ -59,6 +61,7 @@ class PymcdService(service.MultiService):
         self.listeners.append(listener)
 
     def startService(self) -> None:
+        _remove_stale_socket(self.settings.unix_socket)
         if self.settings.verbose > 1:
             for line in self.context.store.slab_class_lines():
                 self.context.trace(line)
@@ -78,6 +81,12 @@ class PymcdService(service.MultiService):
                 yield listener.stopService()
             yield self.factory.close_all()
         reactor.callLater(0, reactor.stop)
+
+
+def _remove_stale_socket(path: Optional[str]) -> None:
+    """memcached replaces a socket file left behind by a dead server (never a regular file)."""
+    if path and os.path.exists(path) and stat.S_ISSOCK(os.lstat(path).st_mode):
+        os.unlink(path)
 
 
 def build_server(settings: Settings) -> PymcdService:

@@ -13,7 +13,6 @@ from typing import List, Optional
 from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
-    LogLevelFilterPredicate,
     PredicateResult,
     globalLogBeginner,
 )

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from pymcd.commands.base import (
-    BAD_FORMAT,
-    KEY_MAX_LENGTH,
-    NOT_FOUND,
-    TextCommand,
-    trace_lookup,
-    wants_noreply,
-)
+from pymcd.commands.base import NOT_FOUND, TextCommand, key_and_number
 from pymcd.protocol.numbers import parse_u64
 from pymcd.store import outcomes
 
@@ -30,16 +23,10 @@ class Delta(TextCommand):
         self.incr = incr
 
     def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
-        wants_noreply(session, tokens)
-        key = tokens[1]
-        if len(key) > KEY_MAX_LENGTH:
-            session.reply(BAD_FORMAT)
+        parsed = key_and_number(session, tokens, parse_u64, INVALID_DELTA)
+        if parsed is None:
             return
-        delta = parse_u64(tokens[2])
-        if delta is None:
-            session.reply(INVALID_DELTA)
-            return
-        trace_lookup(session, key)
+        key, delta = parsed
         result, number, _ = session.store.delta(key, self.incr, delta)
         if result == outcomes.DELTA_OK:
             session.reply(b"%d\r\n" % number)

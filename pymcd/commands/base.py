@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from zope.interface import implementer
 
@@ -55,3 +55,24 @@ def trace_lookup(session, key: bytes) -> None:
     if session.server.verbose > 2:
         found = session.store.peek(key) is not None
         session.server.trace(("> FOUND KEY %s" if found else "> NOT FOUND %s") % key.decode("latin-1"))
+
+
+def key_and_number(
+    session, tokens: List[bytes], parse: Callable[[bytes], Optional[int]], invalid: bytes
+) -> Optional[Tuple[bytes, int]]:
+    """The common start of ``<verb> <key> <number> [noreply]`` (incr, decr, touch).
+
+    Returns (key, number), or None once memcached's error for a long key or a bad number has
+    been queued.
+    """
+    wants_noreply(session, tokens)
+    key = tokens[1]
+    if len(key) > KEY_MAX_LENGTH:
+        session.reply(BAD_FORMAT)
+        return None
+    number = parse(tokens[2])
+    if number is None:
+        session.reply(invalid)
+        return None
+    trace_lookup(session, key)
+    return key, number

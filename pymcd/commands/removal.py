@@ -10,6 +10,7 @@ from pymcd.commands.base import (
     KEY_MAX_LENGTH,
     NOT_FOUND,
     TextCommand,
+    key_and_number,
     trace_lookup,
     wants_noreply,
 )
@@ -56,16 +57,10 @@ class Touch(TextCommand):
     arity = (3, 4)
 
     def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
-        wants_noreply(session, tokens)
-        key = tokens[1]
-        if len(key) > KEY_MAX_LENGTH:
-            session.reply(BAD_FORMAT)
+        parsed = key_and_number(session, tokens, parse_i32, INVALID_EXPTIME)
+        if parsed is None:
             return
-        exptime = parse_i32(tokens[2])
-        if exptime is None:
-            session.reply(INVALID_EXPTIME)
-            return
-        trace_lookup(session, key)
+        key, exptime = parsed
         session.reply(TOUCHED if session.store.touch(key, exptime) else NOT_FOUND)
 
 

@@ -9,7 +9,6 @@ from typing import List, Optional
 
 from twisted.application import internet, service, strports
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from pymcd.context import ServerContext

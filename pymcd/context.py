@@ -98,7 +98,7 @@ class ServerContext:
         return merge_in_order(sources)
 
     def settings_stats(self) -> List[Stat]:
-        return settings_stats(self.settings, dict(self.store.settings_stats()).get("oldest", 0))
+        return settings_stats(self.settings, self.store.oldest_live)
 
     def reset_stats(self) -> None:
         self.stats.reset()

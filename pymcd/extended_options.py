@@ -82,6 +82,12 @@ def _kilobytes(name: str, missing: str, invalid: str, target: str = "settings") 
     return setter
 
 
+def _temporary_ttl(settings: Settings, value: Optional[str]) -> None:
+    """Naming a temporary_ttl turns the TEMP LRU on, as in memcached."""
+    _number("temporary_ttl", "Missing temporary_ttl argument")(settings, value)
+    settings.store.temp_lru = True
+
+
 def _no_lru_maintainer(settings: Settings, value: Optional[str]) -> None:
     settings.store.lru_segmented = False
 
@@ -144,7 +150,7 @@ OPTIONS: Dict[str, Setter] = {
                               lambda n: n > 0, "hot_max_factor must be > 0", float),
     "warm_max_factor": _number("warm_max_factor", "Missing warm_max_factor argument",
                                lambda n: n > 0, "warm_max_factor must be > 0", float),
-    "temporary_ttl": _number("temporary_ttl", "Missing temporary_ttl argument"),
+    "temporary_ttl": _temporary_ttl,
     "idle_timeout": _number("idle_timeout", "Missing numeric argument for idle_timeout",
                             target="settings"),
     "watcher_logbuf_size": _kilobytes("watcher_logbuf_size", "Missing watcher_logbuf_size argument",

@@ -128,7 +128,7 @@ def settings_stats(settings: Settings, oldest_live: int) -> List[Tuple[str, obje
         ("warm_lru_pct", st.warm_lru_pct),
         ("hot_max_factor", "%.2f" % st.hot_max_factor),
         ("warm_max_factor", "%.2f" % st.warm_max_factor),
-        ("temp_lru", _yes_no(getattr(st, "temp_lru", False))),
+        ("temp_lru", _yes_no(st.temp_lru)),
         ("temporary_ttl", st.temporary_ttl),
         ("idle_timeout", s.idle_timeout),
         ("watcher_logbuf_size", s.watcher_logbuf_size),

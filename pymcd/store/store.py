@@ -1,0 +1,809 @@
+"""The store API every protocol calls: get, store, delta, delete, touch, flush, and item views.
+
+Items live in slab pages (see :mod:`pymcd.store.slabs` and :mod:`pymcd.store.items`); the only
+per-item Python objects are the index entry (key -> chunk location) and the key itself. Time is
+memcached's "rel time": seconds since the store started, refreshed once a second by
+:meth:`Store.tick` (the service's clock), so the hot path never calls the clock.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+from pymcd.store import outcomes, statistics
+from pymcd.store.statistics import PER_CLASS_COUNTERS, PER_LRU_COUNTERS
+from pymcd.store.items import (
+    ACTIVE,
+    CAS,
+    COLD,
+    EXPTIME,
+    FETCHED,
+    HEADER,
+    HEADER_SIZE,
+    HOT,
+    KEY_BINARY,
+    OFF_BITS,
+    OFF_CAS,
+    OFF_CLSID,
+    OFF_EXPTIME,
+    OFF_LRU,
+    OFF_TIME,
+    READ,
+    READ_FOR_GET,
+    SEGMENTS,
+    STALE,
+    TEMP,
+    TIME,
+    TOKEN_SENT,
+    WARM,
+    accounted_size,
+    physical_size,
+)
+from pymcd.store.crawler import Crawler
+from pymcd.store.lru import LRULists
+from pymcd.store.rebalance import Rebalancer
+from pymcd.store.settings import StoreSettings
+from pymcd.store.slabs import SLOT_BITS, SLOT_MASK, SlabAllocator
+
+REALTIME_MAXDELTA = 60 * 60 * 24 * 30
+MAINTAINER_MIN_SLEEP = 0.001
+MAINTAINER_MAX_SLEEP = 1.0
+ITEM_UPDATE_INTERVAL = 60
+UINT64 = 2**64
+# memcached starts its clock a little in the past so that rel time 1 is always already expired.
+CLOCK_HEADSTART = ITEM_UPDATE_INTERVAL + 2
+
+class ItemView:
+    """A snapshot of one item, for the meta commands and introspection (not the hot path)."""
+
+    __slots__ = (
+        "key", "flags", "value", "nbytes", "cas", "exptime", "last_access", "fetched", "active",
+        "stale", "token_sent", "key_binary", "clsid", "total_size", "location", "lru",
+    )
+
+    def __init__(self, **fields) -> None:
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+
+class Store:
+    """An in-memory cache with memcached's memory discipline and semantics."""
+
+    def __init__(self, settings: StoreSettings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self._clock = clock
+        self.process_started = clock() - CLOCK_HEADSTART
+        self.now = CLOCK_HEADSTART
+        self.slabs = SlabAllocator(settings)
+        self.lru = LRULists(self.slabs)
+        self._index: Dict[bytes, int] = {}
+        self._chains: Dict[int, List[int]] = {}  # head location -> further chunks of big items
+        self._last_cas = 0
+        self.oldest_live = 0
+        self.oldest_cas = 0
+        self.eviction_listener: Optional[Callable[[ItemView], None]] = None
+        nclasses = len(self.slabs.classes)
+        self.per_class = {name: [0] * nclasses for name in PER_CLASS_COUNTERS}
+        self.per_lru = {name: [0] * (nclasses * SEGMENTS) for name in PER_LRU_COUNTERS}
+        self._lru_hits = self.per_lru["hits"]
+        self._reset_counters()
+        self.curr_items = 0
+        self.bytes = 0
+        self.total_items = 0
+        self.crawler = Crawler(self)
+        self.rebalancer = Rebalancer(self)
+        self._maintainer_sleep = MAINTAINER_MAX_SLEEP
+
+    # ------------------------------------------------------------------ time
+
+    def tick(self) -> None:
+        """Re-read the clock (memcached's clock_handler, once a second)."""
+        self.now = int(self._clock() - self.process_started)
+
+    def realtime(self, exptime: int) -> int:
+        """A client exptime as rel time: 0 never, up to 30 days relative, else absolute unix
+        time; negative means already expired."""
+        if exptime == 0:
+            return 0
+        if exptime < 0:
+            exptime = REALTIME_MAXDELTA + 1
+        if exptime > REALTIME_MAXDELTA:
+            if exptime <= self.process_started:
+                return 1
+            return int(exptime - self.process_started)
+        return exptime + self.now
+
+    # ------------------------------------------------------------------ counters
+
+    def _reset_counters(self) -> None:
+        for name in (
+            "cmd_get", "get_misses", "get_expired", "get_flushed", "cmd_touch", "touch_misses",
+            "delete_misses", "incr_misses", "decr_misses", "cas_misses", "store_too_large",
+            "store_no_memory", "slabs_moved", "slab_reassign_rescues", "slab_reassign_evictions_nomem",
+            "slab_reassign_busy_items", "lru_maintainer_juggles", "lru_crawler_starts",
+        ):
+            setattr(self, name, 0)
+        for counters in self.per_class.values():
+            counters[:] = [0] * len(counters)
+        for counters in self.per_lru.values():
+            counters[:] = [0] * len(counters)
+
+    def count_too_large(self) -> None:
+        """A storage request refused before its data was read (the text protocol's first pass)."""
+        self.store_too_large += 1
+
+    # ------------------------------------------------------------------ reading
+
+    def _live_location(self, key: bytes, count: bool) -> Optional[int]:
+        """The item's location if it is alive; reclaims it (and counts why) if not."""
+        location = self._index.get(key)
+        if location is None:
+            return None
+        slabs = self.slabs
+        page_number = location >> SLOT_BITS
+        page = slabs.pages[page_number]
+        offset = (location & SLOT_MASK) * slabs.page_chunk_size[page_number]
+        exptime, last_access = EXPTIME.unpack_from(page, offset)[0], TIME.unpack_from(page, offset + OFF_TIME)[0]
+        now = self.now
+        if exptime and exptime <= now:
+            if count:
+                self.get_expired += 1
+            self._unlink(location)
+            return None
+        oldest = self.oldest_live
+        if oldest and oldest <= now:
+            cas = CAS.unpack_from(page, offset + OFF_CAS)[0]
+            if last_access <= oldest or (self.oldest_cas and cas and cas < self.oldest_cas):
+                if count:
+                    self.get_flushed += 1
+                self._unlink(location)
+                return None
+        return location
+
+    def get(self, key: bytes) -> Optional[Tuple[int, bytes, int]]:
+        """(flags, value, cas) of a live item, bumping it as a fetch does; None on a miss."""
+        self.cmd_get += 1
+        location = self._index.get(key)
+        if location is None:
+            self.get_misses += 1
+            return None
+        slabs = self.slabs
+        page_number = location >> SLOT_BITS
+        page = slabs.pages[page_number]
+        offset = (location & SLOT_MASK) * slabs.page_chunk_size[page_number]
+        exptime, last_access, flags, nbytes, cas, nkey, bits, segment, clsid = \
+            READ_FOR_GET.unpack_from(page, offset)
+        if (exptime and exptime <= self.now) or (
+            self.oldest_live and self._is_flushed(last_access, cas)
+        ):
+            if self._live_location(key, True) is None:
+                self.get_misses += 1
+                return None
+        if not bits & ACTIVE:
+            self._bump(location, page, offset, bits)
+        self._lru_hits[clsid * SEGMENTS + segment] += 1
+        start = offset + HEADER_SIZE + nkey
+        if location in self._chains:
+            return flags, self._chained_value(location, start, nbytes), cas
+        return flags, bytes(page[start:start + nbytes]), cas
+
+    def _is_flushed(self, last_access: int, cas: int) -> bool:
+        oldest = self.oldest_live
+        if oldest > self.now:
+            return False
+        return last_access <= oldest or bool(self.oldest_cas and cas and cas < self.oldest_cas)
+
+    def _bump(self, location: int, page: bytearray, offset: int, bits: int) -> None:
+        """memcached's fetch bump: first fetch marks FETCHED, the next marks ACTIVE."""
+        if not self.settings.lru_segmented:
+            page[offset + OFF_BITS] = bits | FETCHED
+            if TIME.unpack_from(page, offset + OFF_TIME)[0] < self.now - ITEM_UPDATE_INTERVAL:
+                self._relink(location, page, offset, COLD)
+            return
+        if not bits & FETCHED:
+            page[offset + OFF_BITS] = bits | FETCHED
+            return
+        page[offset + OFF_BITS] = bits | ACTIVE
+        if page[offset + OFF_LRU] == COLD:
+            # Active items found in COLD go straight back to WARM.
+            page[offset + OFF_BITS] = bits & ~ACTIVE
+            clsid = page[offset + OFF_CLSID]
+            self.per_lru["moves_to_warm"][clsid * SEGMENTS + COLD] += 1
+            self._relink(location, page, offset, WARM)
+        else:
+            TIME.pack_into(page, offset + OFF_TIME, self.now)
+
+    def _relink(self, location: int, page: bytearray, offset: int, segment: int) -> None:
+        clsid = page[offset + OFF_CLSID]
+        accounted = self._accounted_at(page, offset)
+        self.lru.unlink(location, clsid, accounted)
+        TIME.pack_into(page, offset + OFF_TIME, self.now)
+        self.lru.link(location, clsid, segment, accounted)
+
+    def _accounted_at(self, page: bytearray, offset: int) -> int:
+        _, _, flags, nbytes, _, nkey = READ.unpack_from(page, offset)
+        return accounted_size(nkey, flags, nbytes, self.settings.use_cas)
+
+    def _chained_value(self, location: int, start: int, nbytes: int) -> bytes:
+        """The value of an item spread over several chunks of the largest class."""
+        slabs = self.slabs
+        chunk = slabs.classes[slabs.largest].size
+        page, offset = slabs.locate(location)
+        parts = [page[start:offset + chunk]]
+        for further in self._chains[location]:
+            page, offset = slabs.locate(further)
+            parts.append(page[offset:offset + chunk])
+        return b"".join(parts)[:nbytes]
+
+    def gat(self, key: bytes, exptime: int) -> Optional[Tuple[int, bytes, int]]:
+        """get-and-touch: counted as a touch, as memcached counts gat."""
+        self.cmd_touch += 1
+        location = self._live_location(key, True)
+        if location is None:
+            self.touch_misses += 1
+            return None
+        page, offset = self.slabs.locate(location)
+        EXPTIME.pack_into(page, offset + OFF_EXPTIME, self.realtime(exptime))
+        bits = page[offset + OFF_BITS]
+        if not bits & ACTIVE:
+            self._bump(location, page, offset, bits)
+        self.per_class["touch_hits"][page[offset + OFF_CLSID]] += 1
+        view = self._view(location, key)
+        return view.flags, view.value, view.cas
+
+    def touch(self, key: bytes, exptime: int) -> bool:
+        self.cmd_touch += 1
+        location = self._live_location(key, False)
+        if location is None:
+            self.touch_misses += 1
+            return False
+        page, offset = self.slabs.locate(location)
+        EXPTIME.pack_into(page, offset + OFF_EXPTIME, self.realtime(exptime))
+        bits = page[offset + OFF_BITS]
+        if not bits & ACTIVE:
+            self._bump(location, page, offset, bits)
+        self.per_class["touch_hits"][page[offset + OFF_CLSID]] += 1
+        return True
+
+    # ------------------------------------------------------------------ writing
+
+    def item_size_ok(self, nkey: int, nbytes: int, flags: int = 0) -> bool:
+        """Whether a value of ``nbytes`` fits under -I (memcached's item_size_ok)."""
+        ntotal = accounted_size(nkey, flags, nbytes, self.settings.use_cas)
+        return self.slabs.class_for(ntotal) != 0
+
+    def _next_cas(self) -> int:
+        if not self.settings.use_cas:
+            return 0
+        self._last_cas += 1
+        return self._last_cas
+
+    def store(
+        self,
+        mode: int,
+        key: bytes,
+        flags: int,
+        exptime: int,
+        value: bytes,
+        cas: int = 0,
+        *,
+        new_cas: int = 0,
+        allow_stale: bool = False,
+        key_binary: bool = False,
+    ) -> Tuple[int, int]:
+        """Store a value; returns (result, the item's new CAS).
+
+        ``new_cas`` forces the new item's CAS (meta's E flag); ``allow_stale`` lets an older CAS
+        replace the value but mark it stale (meta's I flag with C).
+        """
+        o = outcomes
+        location = self._live_location(key, False)
+        stale = False
+        if mode == o.CAS or (cas and mode != o.ADD):
+            if location is None:
+                self.cas_misses += 1
+                return o.NOT_FOUND, 0
+            page, offset = self.slabs.locate(location)
+            current = CAS.unpack_from(page, offset + OFF_CAS)[0]
+            clsid = page[offset + OFF_CLSID]
+            if current != cas:
+                if allow_stale and cas < current:
+                    stale = True
+                else:
+                    self.per_class["cas_badval"][clsid] += 1
+                    return o.EXISTS, 0
+            else:
+                self.per_class["cas_hits"][clsid] += 1
+            if mode == o.CAS:
+                mode = o.SET
+        if mode == o.ADD and location is not None:
+            page, offset = self.slabs.locate(location)
+            TIME.pack_into(page, offset + OFF_TIME, self.now)
+            return o.NOT_STORED, 0
+        if location is None and mode in (o.REPLACE, o.APPEND, o.PREPEND):
+            return o.NOT_STORED, 0
+        realtime = self.realtime(exptime)
+        if mode in (o.APPEND, o.PREPEND):
+            old = self._view(location, key)
+            value = old.value + value if mode == o.APPEND else value + old.value
+            flags, realtime = old.flags, old.exptime
+        return self._write_item(key, flags, realtime, value, new_cas, stale, key_binary, mode)
+
+    def _write_item(self, key: bytes, flags: int, realtime: int, value: bytes, new_cas: int,
+                    stale: bool, key_binary: bool, mode: int) -> Tuple[int, int]:
+        """Allocate, fill and link a new item, replacing any old one under the key."""
+        settings = self.settings
+        nkey, nbytes = len(key), len(value)
+        ntotal = accounted_size(nkey, flags, nbytes, settings.use_cas)
+        clsid = self.slabs.class_for(ntotal)
+        if clsid == 0:
+            self.store_too_large += 1
+            if mode == outcomes.SET:
+                self.unlink(key)
+            return outcomes.TOO_LARGE, 0
+        locations = self._allocate(clsid, ntotal, physical_size(nkey, nbytes))
+        if locations is None:
+            self.store_no_memory += 1
+            if mode == outcomes.SET:
+                self.unlink(key)
+            return outcomes.NO_MEMORY, 0
+        old = self._index.get(key)
+        if old is not None:
+            self._unlink(old)
+        cas = new_cas or self._next_cas()
+        bits = (STALE if stale else 0) | (KEY_BINARY if key_binary else 0)
+        temp = settings.temp_lru and realtime and realtime - self.now <= settings.temporary_ttl
+        segment = TEMP if temp else (HOT if settings.lru_segmented else COLD)
+        head = locations[0]
+        blob = HEADER.pack(realtime, self.now, flags, nbytes, cas, nkey, bits, segment, clsid,
+                           -1, -1) + key + value
+        self._fill(locations, blob)
+        self._index[key] = head
+        self.lru.link(head, clsid, segment, ntotal)
+        self.per_class["cmd_set"][clsid] += 1
+        self.curr_items += 1
+        self.total_items += 1
+        self.bytes += ntotal
+        return outcomes.STORED, cas
+
+    def _fill(self, locations: List[int], blob: bytes) -> None:
+        slabs = self.slabs
+        if len(locations) == 1:
+            page, offset = slabs.locate(locations[0])
+            page[offset:offset + len(blob)] = blob
+            return
+        chunk = slabs.classes[slabs.largest].size
+        for number, location in enumerate(locations):
+            page, offset = slabs.locate(location)
+            piece = blob[number * chunk:(number + 1) * chunk]
+            page[offset:offset + len(piece)] = piece
+        self._chains[locations[0]] = locations[1:]
+
+    def _allocate(self, clsid: int, ntotal: int, physical: int) -> Optional[List[int]]:
+        """Chunks for an item: one, or several of the largest class for a big item."""
+        slabs = self.slabs
+        if ntotal <= self.settings.slab_chunk_max:
+            location = self._alloc_chunk(clsid)
+            return None if location is None else [location]
+        chunk = slabs.classes[slabs.largest].size
+        count = max(-(-ntotal // chunk), -(-physical // chunk))
+        locations: List[int] = []
+        for _ in range(count):
+            location = self._alloc_chunk(slabs.largest)
+            if location is None:
+                for taken in locations:
+                    slabs.free(taken)
+                return None
+            locations.append(location)
+        return locations
+
+    def _alloc_chunk(self, clsid: int) -> Optional[int]:
+        """A chunk of ``clsid``: free, from a new page, or by reclaiming or evicting a tail."""
+        location = self.slabs.alloc(clsid)
+        tries = 10
+        segmented = self.settings.lru_segmented
+        while location is None and tries:
+            tries -= 1
+            if segmented:
+                self._pull_tail(clsid, HOT, 0, 0, evict=False)
+            if self._pull_tail(clsid, COLD, 0, 0, evict=True) <= 0:
+                if not segmented:
+                    break
+                if self._pull_tail(clsid, HOT, 0, 0, evict=False) <= 0 and \
+                        self._pull_tail(clsid, WARM, 0, 0, evict=False) <= 0:
+                    break
+            location = self.slabs.alloc(clsid)
+        if location is None:
+            self.per_lru["outofmemory"][clsid * SEGMENTS + COLD] += 1
+        return location
+
+    # ------------------------------------------------------------------ removal
+
+    def _unlink(self, location: int) -> None:
+        """Remove an item: index, LRU and chunks."""
+        slabs = self.slabs
+        page, offset = slabs.locate(location)
+        _, _, flags, nbytes, _, nkey = READ.unpack_from(page, offset)
+        key = bytes(page[offset + HEADER_SIZE:offset + HEADER_SIZE + nkey])
+        clsid = page[offset + OFF_CLSID]
+        accounted = accounted_size(nkey, flags, nbytes, self.settings.use_cas)
+        self.lru.unlink(location, clsid, accounted)
+        if self._index.get(key) == location:
+            del self._index[key]
+        for further in self._chains.pop(location, ()):
+            slabs.free(further)
+        slabs.free(location)
+        self.curr_items -= 1
+        self.bytes -= accounted
+
+    def unlink(self, key: bytes) -> bool:
+        """Drop an item without counting a delete (memcached does this after a failed SET)."""
+        location = self._index.get(key)
+        if location is None:
+            return False
+        self._unlink(location)
+        return True
+
+    def delete(self, key: bytes, cas: int = 0) -> int:
+        location = self._live_location(key, False)
+        if location is None:
+            self.delete_misses += 1
+            return outcomes.NOT_FOUND
+        page, offset = self.slabs.locate(location)
+        if cas and CAS.unpack_from(page, offset + OFF_CAS)[0] != cas:
+            return outcomes.EXISTS
+        self.per_class["delete_hits"][page[offset + OFF_CLSID]] += 1
+        self._unlink(location)
+        return outcomes.DELETED
+
+    def flush_all(self, delay: int = 0) -> None:
+        """Invalidate every item last written before now (or before now + delay)."""
+        new_oldest = self.realtime(delay) if delay > 0 else self.now
+        if self.settings.use_cas:
+            self.oldest_live = new_oldest - 1
+            if self.oldest_live <= self.now:
+                self.oldest_cas = self._next_cas()
+        else:
+            self.oldest_live = new_oldest
+
+    # ------------------------------------------------------------------ arithmetic
+
+    def delta(
+        self,
+        key: bytes,
+        incr: bool,
+        delta: int,
+        initial: Optional[int] = None,
+        exptime: int = 0,
+        cas: int = 0,
+    ) -> Tuple[int, int, int]:
+        """incr/decr: (result, new value, new cas). ``initial`` creates a missing counter."""
+        location = self._live_location(key, False)
+        if location is None:
+            if initial is None:
+                if incr:
+                    self.incr_misses += 1
+                else:
+                    self.decr_misses += 1
+                return outcomes.NOT_FOUND, 0, 0
+            result, new_cas = self._write_item(
+                key, 0, self.realtime(exptime), b"%d" % initial, 0, False, False, outcomes.ADD
+            )
+            if result != outcomes.STORED:
+                return outcomes.NO_MEMORY, 0, 0
+            return outcomes.DELTA_OK, initial, new_cas
+        view = self._view(location, key)
+        if cas and view.cas != cas:
+            return outcomes.EXISTS, 0, 0
+        digits = view.value.rstrip(b" ")
+        if not digits.isdigit() or len(digits) > 20 or int(digits) >= UINT64:
+            return outcomes.DELTA_NON_NUMERIC, 0, 0
+        number = int(digits)
+        number = (number + delta) % UINT64 if incr else max(0, number - delta)
+        counter = "incr_hits" if incr else "decr_hits"
+        self.per_class[counter][view.clsid] += 1
+        text = b"%d" % number
+        page, offset = self.slabs.locate(location)
+        if len(text) <= view.nbytes and location not in self._chains:
+            # memcached rewrites in place, padding with spaces, when the number still fits.
+            start = offset + HEADER_SIZE + len(key)
+            page[start:start + view.nbytes] = text.ljust(view.nbytes)
+            new_cas = self._next_cas()
+            CAS.pack_into(page, offset + OFF_CAS, new_cas)
+            return outcomes.DELTA_OK, number, new_cas
+        result, new_cas = self._write_item(
+            key, view.flags, view.exptime, text, 0, False, view.key_binary, outcomes.REPLACE
+        )
+        if result != outcomes.STORED:
+            return outcomes.NO_MEMORY, 0, 0
+        return outcomes.DELTA_OK, number, new_cas
+
+    # ------------------------------------------------------------------ item views (meta)
+
+    def _view(self, location: int, key: Optional[bytes] = None) -> ItemView:
+        page, offset = self.slabs.locate(location)
+        (exptime, last_access, flags, nbytes, cas, nkey, bits, lru, clsid, _, _) = \
+            HEADER.unpack_from(page, offset)
+        start = offset + HEADER_SIZE
+        if key is None:
+            key = bytes(page[start:start + nkey])
+        if location in self._chains:
+            value = self._chained_value(location, start + nkey, nbytes)
+        else:
+            value = bytes(page[start + nkey:start + nkey + nbytes])
+        return ItemView(
+            key=key, flags=flags, value=value, nbytes=nbytes, cas=cas, exptime=exptime,
+            last_access=last_access, fetched=bool(bits & FETCHED), active=bool(bits & ACTIVE),
+            stale=bool(bits & STALE), token_sent=bool(bits & TOKEN_SENT),
+            key_binary=bool(bits & KEY_BINARY), clsid=clsid,
+            total_size=accounted_size(nkey, flags, nbytes, self.settings.use_cas),
+            location=location, lru=lru,
+        )
+
+    def peek(self, key: bytes) -> Optional[ItemView]:
+        """The item as it is, without bumping it or counting anything (None if dead)."""
+        location = self._live_location(key, False)
+        return None if location is None else self._view(location, key)
+
+    def bump(self, key: bytes) -> None:
+        """Apply a fetch's LRU bump to a live item (after a peek)."""
+        location = self._index.get(key)
+        if location is not None:
+            page, offset = self.slabs.locate(location)
+            bits = page[offset + OFF_BITS]
+            if not bits & ACTIVE:
+                self._bump(location, page, offset, bits)
+
+    def set_bits(self, key: bytes, add: int = 0, remove: int = 0) -> None:
+        """Set or clear item bits (FETCHED, TOKEN_SENT, STALE, ... from pymcd.store.items)."""
+        location = self._index.get(key)
+        if location is not None:
+            page, offset = self.slabs.locate(location)
+            page[offset + OFF_BITS] = (page[offset + OFF_BITS] | add) & ~remove
+
+    def set_exptime(self, key: bytes, exptime: int) -> None:
+        """Give a live item a new client exptime (meta's T flag)."""
+        location = self._index.get(key)
+        if location is not None:
+            page, offset = self.slabs.locate(location)
+            EXPTIME.pack_into(page, offset + OFF_EXPTIME, self.realtime(exptime))
+
+    def mark_stale(self, key: bytes) -> int:
+        """meta delete with I: keep the item but stale, win token cleared, new CAS."""
+        location = self._index.get(key)
+        if location is None:
+            return 0
+        page, offset = self.slabs.locate(location)
+        page[offset + OFF_BITS] = (page[offset + OFF_BITS] | STALE) & ~TOKEN_SENT
+        cas = self._next_cas()
+        CAS.pack_into(page, offset + OFF_CAS, cas)
+        return cas
+
+    # ------------------------------------------------------------------ LRU maintenance
+
+    def _pull_tail(self, clsid: int, segment: int, total_bytes: int, max_age: int,
+                   evict: bool) -> int:
+        """memcached's lru_pull_tail: reclaim expired tails, move or evict the last item.
+
+        Returns how many items were removed or moved.
+        """
+        lru = self.lru
+        slabs = self.slabs
+        index = clsid * SEGMENTS + segment
+        per_lru = self.per_lru
+        settings = self.settings
+        removed = 0
+        location = lru.tails[index]
+        tries = 5
+        while tries and location >= 0:
+            tries -= 1
+            page, offset = slabs.locate(location)
+            above = lru.previous(location)
+            exptime, last_access, _, _, cas, _ = READ.unpack_from(page, offset)
+            bits = page[offset + OFF_BITS]
+            now = self.now
+            if (exptime and exptime < now) or (self.oldest_live and self._is_flushed(last_access, cas)):
+                per_lru["reclaimed"][index] += 1
+                if not bits & FETCHED:
+                    per_lru["expired_unfetched"][index] += 1
+                self._unlink(location)
+                removed += 1
+                location = above
+                continue
+            if segment in (HOT, WARM):
+                pct = settings.hot_lru_pct if segment == HOT else settings.warm_lru_pct
+                limit = total_bytes * pct // 100
+                if bits & ACTIVE:
+                    page[offset + OFF_BITS] = bits & ~ACTIVE
+                    removed += 1
+                    if segment == WARM:
+                        per_lru["moves_within_lru"][index] += 1
+                        self._relink_keep_time(location, page, offset, WARM)
+                    else:
+                        per_lru["moves_to_warm"][index] += 1
+                        self._relink_keep_time(location, page, offset, WARM)
+                elif lru.sizes[index] > limit or now - last_access > max_age:
+                    per_lru["moves_to_cold"][index] += 1
+                    self._relink_keep_time(location, page, offset, COLD)
+                    removed += 1
+            elif segment == COLD:
+                if evict:
+                    if not settings.evict_to_free:
+                        break
+                    per_lru["evicted"][index] += 1
+                    per_lru["evicted_time"][index] = now - last_access
+                    if exptime:
+                        per_lru["evicted_nonzero"][index] += 1
+                    if not bits & FETCHED:
+                        per_lru["evicted_unfetched"][index] += 1
+                    if bits & ACTIVE:
+                        per_lru["evicted_active"][index] += 1
+                    if self.eviction_listener is not None:
+                        self.eviction_listener(self._view(location))
+                    self._unlink(location)
+                    removed += 1
+                elif bits & ACTIVE and settings.lru_segmented:
+                    per_lru["moves_to_warm"][index] += 1
+                    page[offset + OFF_BITS] = bits & ~ACTIVE
+                    self._relink_keep_time(location, page, offset, WARM)
+                    removed += 1
+            break
+        return removed
+
+    def _relink_keep_time(self, location: int, page: bytearray, offset: int, segment: int) -> None:
+        clsid = page[offset + OFF_CLSID]
+        accounted = self._accounted_at(page, offset)
+        self.lru.unlink(location, clsid, accounted)
+        self.lru.link(location, clsid, segment, accounted)
+
+    def tail_age(self, clsid: int, segment: int) -> int:
+        """Seconds since the tail item of a list was last touched (0 if the list is empty)."""
+        tail = self.lru.tails[clsid * SEGMENTS + segment]
+        if tail < 0:
+            return 0
+        page, offset = self.slabs.locate(tail)
+        return self.now - TIME.unpack_from(page, offset + OFF_TIME)[0]
+
+    def juggle(self, clsid: int) -> int:
+        """One class's maintenance pass (memcached's lru_maintainer_juggle); returns moves."""
+        settings = self.settings
+        self._pull_tail(clsid, TEMP, 0, 0, evict=False)
+        if not settings.lru_segmented:
+            return 0
+        total = self.lru.class_bytes(clsid)
+        cold_age = self.tail_age(clsid, COLD)
+        if cold_age < 60:
+            cold_age = 60
+        hot_age = int(cold_age * settings.hot_max_factor)
+        warm_age = int(cold_age * settings.warm_max_factor)
+        moves = 0
+        for _ in range(500):
+            more = 0
+            if self._pull_tail(clsid, HOT, total, hot_age, evict=False) or \
+                    self._pull_tail(clsid, WARM, total, warm_age, evict=False):
+                more += 1
+            more += self._pull_tail(clsid, COLD, total, 0, evict=False)
+            if not more:
+                break
+            moves += 1
+        self.lru_maintainer_juggles += 1
+        return moves
+
+    # ------------------------------------------------------------------ iteration
+
+    def locations_of_class(self, clsid: int) -> List[int]:
+        """Every linked item of a class, tail first per LRU (for the crawler and dumps)."""
+        found = []
+        for segment in (HOT, WARM, COLD, TEMP):
+            location = self.lru.tails[clsid * SEGMENTS + segment]
+            while location >= 0:
+                found.append(location)
+                location = self.lru.previous(location)
+        return found
+
+    def view_at(self, location: int) -> ItemView:
+        return self._view(location)
+
+    def is_dead(self, exptime: int, last_access: int, cas: int) -> bool:
+        """Expired or flushed: memcached's two reasons an item no longer exists."""
+        return bool(exptime and exptime <= self.now) or bool(
+            self.oldest_live and self._is_flushed(last_access, cas)
+        )
+
+    def reclaim_if_dead(self, location: int) -> bool:
+        """The crawler's check of one item: unlink it if expired or flushed."""
+        page, offset = self.slabs.locate(location)
+        exptime, last_access, _, _, cas, _ = READ.unpack_from(page, offset)
+        if self.is_dead(exptime, last_access, cas):
+            self._unlink(location)
+            return True
+        return False
+
+    # ------------------------------------------------------------------ page moves
+
+    def rescue(self, location: int, avoid_page: int) -> bool:
+        """Copy a live item to a free chunk of its class outside ``avoid_page``."""
+        slabs = self.slabs
+        page_number = location >> SLOT_BITS
+        cls = slabs.classes[slabs.page_class[page_number]]
+        if location in self._chains:
+            return False
+        target = next((loc for loc in reversed(cls.free) if loc >> SLOT_BITS != avoid_page), None)
+        if target is None:
+            return False
+        cls.free.remove(target)
+        page, offset = slabs.locate(location)
+        _, _, flags, nbytes, _, nkey = READ.unpack_from(page, offset)
+        size = HEADER_SIZE + nkey + nbytes
+        accounted = accounted_size(nkey, flags, nbytes, self.settings.use_cas)
+        clsid = page[offset + OFF_CLSID]
+        segment = self.lru.unlink(location, clsid, accounted)
+        new_page, new_offset = slabs.locate(target)
+        new_page[new_offset:new_offset + size] = page[offset:offset + size]
+        self.lru.link(target, clsid, segment, accounted)
+        key = bytes(page[offset + HEADER_SIZE:offset + HEADER_SIZE + nkey])
+        self._index[key] = target
+        cls.free.append(location)
+        return True
+
+    def evict_for_move(self, location: int) -> None:
+        """Drop an item whose page is being moved and which could not be rescued."""
+        self._unlink(location)
+
+    # ------------------------------------------------------------------ maintainers
+
+    def lru_maintainer_step(self) -> float:
+        """Juggle every class's LRUs once; sleep less while there is work (memcached's pacing)."""
+        moves = 0
+        for clsid in range(1, len(self.slabs.classes)):
+            if self.lru.class_bytes(clsid):
+                moves += self.juggle(clsid)
+        if moves:
+            self._maintainer_sleep = max(MAINTAINER_MIN_SLEEP, self._maintainer_sleep / 2)
+        else:
+            self._maintainer_sleep = min(MAINTAINER_MAX_SLEEP, self._maintainer_sleep * 2)
+        return self._maintainer_sleep
+
+    def crawler_step(self) -> float:
+        """Advance a crawl; check again soon while one runs, else in a second."""
+        if self.crawler.enabled and self.crawler.step():
+            return self.settings.lru_crawler_sleep / 1_000_000 or MAINTAINER_MIN_SLEEP
+        return 1.0
+
+    def automove_step(self) -> float:
+        return self.rebalancer.automove_step()
+
+    def slabs_reassign(self, src: int, dst: int) -> str:
+        return self.rebalancer.reassign(src, dst)
+
+    def set_memory_limit(self, limit: int) -> bool:
+        """``cache_memlimit``: grows at once; shrinking hands free pages back over time."""
+        self.settings.memory_limit = limit
+        self.slabs.memory_limit = limit
+        self.rebalancer.release_over_limit()
+        return True
+
+    # ------------------------------------------------------------------ stats
+
+    def general_stats(self) -> list:
+        return statistics.general_stats(self)
+
+    def slabs_stats(self) -> list:
+        return statistics.slabs_stats(self)
+
+    def items_stats(self) -> list:
+        return statistics.items_stats(self)
+
+    def sizes_stats(self) -> list:
+        return statistics.sizes_stats(self)
+
+    def reset_stats(self) -> None:
+        self._reset_counters()
+
+    def slab_class_lines(self) -> List[str]:
+        return self.slabs.slab_class_lines()
+
+    @property
+    def index_size(self) -> int:
+        return len(self._index)

@@ -45,7 +45,9 @@ def test_get_set_delete_touch(client):
     assert client.get("mmc:a") == "text"
     assert client.get("mmc:b") == {"structured": [1, 2]}
     assert client.get("mmc:c") == b"\x00binary\r\n"
-    assert client.multi_get(["mmc:a", "mmc:absent"]) == {Key("mmc:a"): "text", Key("mmc:absent"): None}
+    assert client.multi_get(["mmc:a", "mmc:absent"]) == {
+        Key("mmc:a"): "text", Key("mmc:absent"): None,
+    }
     assert client.touch("mmc:a", ttl=500)
     assert not client.touch("mmc:absent", ttl=500)
     assert client.delete("mmc:a")

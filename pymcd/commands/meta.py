@@ -8,7 +8,7 @@ Two kinds of replies leave memcached differently, and pymcd keeps the difference
 -vv trace shows it: errors, ``mn`` and ``me``'s miss go through ``out_string`` (traced, and never
 hidden), while status lines (``HD``, ``VA``, ``EN``, ``NF``...) are queued directly (not traced)
 and may be suppressed by the request's ``q`` flag. Which status ``q`` hides depends on the
-command: ``EN`` for mg, ``HD`` for ms and md, success (``HD``/``VA``) for ma.
+command: ``EN`` for mg, ``HD`` for ms and md, success on an existing counter for ma.
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ class MetaGet(MetaCommand):
     def _miss(session, flags: MetaFlags) -> None:
         store = session.store
         line = b"".join([b"EN"] + _echo(flags, flags.key, flags.key_binary) + [CRLF])
-        store.cmd_get += 1
+        # The store counts cmd_get as hits plus misses.
         store.get_misses += 1
         if not flags.quiet:
             session.out.append(line)
@@ -200,7 +200,6 @@ class MetaGet(MetaCommand):
             store.cmd_touch += 1
             store.per_class["touch_hits"][item.clsid] += 1
         else:
-            store.cmd_get += 1
             store.per_lru["hits"][item.clsid * SEGMENTS + item.lru] += 1
 
 
@@ -393,7 +392,8 @@ class MetaArithmetic(MetaCommand):
                 parts.append(b" " + check_opaque(token))
             elif flag == 0x6B:  # k
                 parts.append(b" k" + encode_key(key, flags.key_binary))
-        if flags.quiet:
+        # q hides a delta applied to an existing counter; memcached still answers a creation.
+        if flags.quiet and not created:
             return
         parts.append(CRLF)
         if flags.value:

@@ -336,6 +336,8 @@ def test_ma_cas_ttl_and_echo(mc):
 def test_ma_q_hides_only_success(mc):
     mc(b"ms n 1\r\n5\r\n")
     assert mc(b"ma n q\r\nma n q v\r\nma nope q\r\nmn\r\n") == b"NF\r\nMN\r\n"
+    # Creating the counter is answered even in quiet mode.
+    assert mc(b"ma new q N0\r\nma new q N0\r\nmn\r\n") == b"HD\r\nMN\r\n"
     assert mc(b"mg n v\r\n") == b"VA 1\r\n7\r\n"
 
 

@@ -186,10 +186,10 @@ class MetaGet(MetaCommand):
 
     @staticmethod
     def _miss(session, flags: MetaFlags) -> None:
-        store = session.store
+        # Counted before the reply is built: a miss with a bad opaque is still a miss.
+        # (The store derives cmd_get from hits and misses.)
+        session.store.get_misses += 1
         line = b"".join([b"EN"] + _echo(flags, flags.key, flags.key_binary) + [CRLF])
-        # The store counts cmd_get as hits plus misses.
-        store.get_misses += 1
         if not flags.quiet:
             session.out.append(line)
 
@@ -269,13 +269,13 @@ class MetaSet(TextCommand):
         allow_stale = flags.set_stale and mode == outcomes.CAS
         previous = store.peek(key) if allow_stale else None
         trace_lookup(session, key)
-        result, new_cas = store.store(
-            mode, key, flags.client_flags, flags.ttl or 0, value, cas,
-            new_cas=flags.new_cas, allow_stale=allow_stale, key_binary=flags.key_binary,
-        )
-        if result == outcomes.NOT_FOUND and mode in (outcomes.APPEND, outcomes.PREPEND):
-            # memcached answers a missing item NS in these modes, CAS or not.
-            result = outcomes.NOT_STORED
+        if cas and mode in (outcomes.APPEND, outcomes.PREPEND):
+            result, new_cas = self._concatenate_if_cas_matches(store, mode, key, value, cas)
+        else:
+            result, new_cas = store.store(
+                mode, key, flags.client_flags, flags.ttl or 0, value, cas,
+                new_cas=flags.new_cas, allow_stale=allow_stale, key_binary=flags.key_binary,
+            )
         if result in (outcomes.TOO_LARGE, outcomes.NO_MEMORY):
             store.unlink(key)
             session.error(TOO_LARGE if result == outcomes.TOO_LARGE else NO_MEMORY)
@@ -295,6 +295,19 @@ class MetaSet(TextCommand):
                 parts.append(b" c%d" % new_cas)
         parts.append(CRLF)
         session.out.append(b"".join(parts))
+
+    @staticmethod
+    def _concatenate_if_cas_matches(store, mode: int, key: bytes, value: bytes, cas: int):
+        """Append or prepend with a CAS: memcached's simpler check, not a CAS store.
+
+        A missing item is NS and a mismatch EX, and neither counts as a CAS miss or bad value.
+        """
+        item = store.peek(key)
+        if item is None:
+            return outcomes.NOT_STORED, 0
+        if item.cas != cas:
+            return outcomes.EXISTS, 0
+        return store.store(mode, key, 0, 0, value)
 
     @staticmethod
     def _keep_invalidated_state(store, key: bytes, previous) -> None:
@@ -417,7 +430,6 @@ class MetaDebug(TextCommand):
     names = (b"me",)
 
     def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
-        session.server.stats.cmd_meta += 1
         key = tokens[1] if len(tokens) > 1 else b""
         if len(tokens) < 2 or len(key) > KEY_MAX_LENGTH:
             session.error(BAD_FORMAT)
@@ -427,6 +439,8 @@ class MetaDebug(TextCommand):
             if key is None:
                 session.error(BAD_FORMAT)
                 return
+        # memcached counts only the lookups, not the refused lines.
+        session.server.stats.cmd_meta += 1
         store = session.store
         trace_lookup(session, key)
         item = store.peek(key)

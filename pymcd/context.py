@@ -71,15 +71,19 @@ class ServerContext:
         limit = max(1, self.settings.maxconns - RESERVED_FDS)
         return self.stats.curr_connections < limit
 
-    def connection_stats(self) -> List[Stat]:
-        """``stats conns``: one block per connection, as memcached lists its fds."""
+    def connection_stats(self, asking: Session) -> List[Stat]:
+        """``stats conns``: one block per connection, as memcached lists its fds.
+
+        The asking connection is the one parsing a command right now.
+        """
         now = self.store.now
         lines: List[Stat] = []
         for conn_id, session in sorted(self.sessions.items()):
             lines.append(("%d:addr" % conn_id, session.peer))
             if session.listen_address:
                 lines.append(("%d:listen_addr" % conn_id, session.listen_address))
-            lines.append(("%d:state" % conn_id, session.state))
+            state = "conn_parse_cmd" if session is asking else session.state
+            lines.append(("%d:state" % conn_id, state))
             lines.append(("%d:secs_since_last_cmd" % conn_id, now - session.last_cmd_time))
         return lines
 

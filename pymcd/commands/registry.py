@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Tuple
 
 from twisted.logger import Logger
 from twisted.plugin import getPlugins
@@ -10,6 +10,11 @@ from twisted.plugin import getPlugins
 from pymcd.interfaces import IBinaryCommand, ICommand, ITextCommand
 
 log = Logger()
+
+# What the text machine needs per verb, unpacked in one step:
+# (command, least tokens, most tokens, carries a data block).
+TextDispatch = Tuple[ITextCommand, int, int, bool]
+UNBOUNDED = 1 << 30
 
 
 class CommandRegistry:
@@ -21,6 +26,7 @@ class CommandRegistry:
 
     def __init__(self, commands: Iterable[ICommand] = ()) -> None:
         self.text: Dict[bytes, ITextCommand] = {}
+        self.text_dispatch: Dict[bytes, TextDispatch] = {}
         self.binary: Dict[int, IBinaryCommand] = {}
         for command in commands:
             self.add(command)
@@ -36,6 +42,11 @@ class CommandRegistry:
             if name in table and table[name] is not command:
                 log.info("command {name!r} now served by {command!r}", name=name, command=command)
             table[name] = command
+            if table is self.text:
+                low, high = command.arity
+                self.text_dispatch[name] = (
+                    command, low, UNBOUNDED if high is None else high, command.takes_value
+                )
 
     @classmethod
     def discover(cls, package: Optional[object] = None) -> "CommandRegistry":

@@ -20,9 +20,7 @@ class Retrieve(TextCommand):
         self.touch = touch
 
     def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
-        out = session.out
         store = session.store
-        verbose = session.server.verbose
         if self.touch:
             exptime = parse_i32(tokens[1])
             if exptime is None:
@@ -31,29 +29,36 @@ class Retrieve(TextCommand):
             keys = tokens[2:]
         else:
             keys = tokens[1:]
-        with_cas = self.with_cas
-        replies = []
+        out = session.out
+        first_reply = len(out)
+        verbose = session.server.verbose
         for key in keys:
             if len(key) > KEY_MAX_LENGTH:
+                del out[first_reply:]
                 session.reply(BAD_FORMAT)
                 return
             hit = store.gat(key, exptime) if self.touch else store.get(key)
-            if verbose > 2:
-                session.server.trace(
-                    ("> FOUND KEY %s" if hit else "> NOT FOUND %s") % key.decode("latin-1")
-                )
+            if verbose > 1:
+                self._trace_key(session, key, hit is not None)
             if hit is not None:
                 flags, data, cas = hit
-                if with_cas:
-                    replies.append(b"VALUE %s %d %d %d\r\n%s\r\n" % (key, flags, len(data), cas, data))
+                if self.with_cas:
+                    out.append(b"VALUE %s %d %d %d\r\n%s\r\n" % (key, flags, len(data), cas, data))
                 else:
-                    replies.append(b"VALUE %s %d %d\r\n%s\r\n" % (key, flags, len(data), data))
-                if verbose > 1:
-                    session.server.trace(">%d sending key %s" % (session.conn_id, key.decode("latin-1")))
+                    out.append(b"VALUE %s %d %d\r\n%s\r\n" % (key, flags, len(data), data))
         if verbose > 1:
             session.server.trace(">%d END" % session.conn_id)
-        out.extend(replies)
         out.append(END)
+
+    @staticmethod
+    def _trace_key(session, key: bytes, found: bool) -> None:
+        """memcached's -vvv lookup line and -vv ``sending key`` line for one key."""
+        server = session.server
+        text = key.decode("latin-1")
+        if server.verbose > 2:
+            server.trace(("> FOUND KEY %s" if found else "> NOT FOUND %s") % text)
+        if found:
+            server.trace(">%d sending key %s" % (session.conn_id, text))
 
 
 GET = Retrieve((b"get", b"bget"), with_cas=False, touch=False)

@@ -38,7 +38,7 @@ class Stats(TextCommand):
         elif section == b"sizes":
             session.out.append(render_stats(store.sizes_stats()))
         elif section == b"conns":
-            session.out.append(render_stats(server.connection_stats()))
+            session.out.append(render_stats(server.connection_stats(session)))
         elif section == b"cachedump" and not store.settings.dump_enabled:
             session.reply(CACHEDUMP_NOT_ALLOWED)
         else:

@@ -21,4 +21,4 @@ def machine_for(session: Session, first_data: bytes):
         session.protocol_name = "binary"
         return BinaryMachine(session, server.commands.binary)
     session.protocol_name = "ascii"
-    return TextMachine(session, server.commands.text)
+    return TextMachine(session, server.commands.text_dispatch)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Dict, List
 
 from pymcd.commands.base import ERROR
-from pymcd.interfaces import ITextCommand
+from pymcd.commands.registry import TextDispatch
 from pymcd.protocol.states import StateTrace
 from pymcd.session import Session
 
@@ -29,9 +29,9 @@ CRLF = b"\r\n"
 class TextMachine:
     """Frames text requests and runs them; one per connection."""
 
-    def __init__(self, session: Session, commands: Dict[bytes, ITextCommand]) -> None:
+    def __init__(self, session: Session, dispatch: Dict[bytes, TextDispatch]) -> None:
         self.session = session
-        self.commands = commands
+        self.dispatch = dispatch
         self.requests_per_event = session.server.settings.reqs_per_event
         self._buffer = b""
         # While a data block (or a swallowed one) is incomplete, reads are kept in a list.
@@ -42,11 +42,6 @@ class TextMachine:
         self._pending = None
         self._announced = False
         self.states = StateTrace(session)
-
-    @property
-    def buffered(self) -> int:
-        """Bytes received but not yet consumed."""
-        return len(self._buffer) + self._have
 
     def receive(self, data: bytes) -> bool:
         """Consume ``data``; return True if work is left because the request budget ran out.
@@ -65,28 +60,19 @@ class TextMachine:
         elif self._buffer:
             data = self._buffer + data
             self._buffer = b""
-        return self._run(data)
-
-    def _wait_for(self, data: bytes, pos: int, total: int) -> None:
-        """Keep ``data[pos:]`` until ``total`` bytes from ``pos`` are available."""
-        rest = data[pos:]
-        self._parts = [rest]
-        self._have = len(rest)
-        self._want = total
-
-    def _run(self, data: bytes) -> bool:
         session = self.session
-        commands = self.commands
         server = session.server
-        store = session.store
-        budget = self.requests_per_event
-        states = self.states if server.verbose > 2 else None
+        verbose = server.verbose
+        states = self.states if verbose > 2 else None
         if states is not None:
             states.data_arrived()
         if not self._announced:
             self._announced = True
-            if server.verbose > 1:
+            if verbose > 1:
                 server.trace("%d: Client using the ascii protocol" % session.conn_id)
+        dispatch = self.dispatch
+        session.last_cmd_time = session.store.now
+        budget = self.requests_per_event
         pos = 0
         size = len(data)
         while pos < size:
@@ -102,7 +88,7 @@ class TextMachine:
                 else:
                     session.reply(BAD_DATA_CHUNK)
                 if states is None:
-                    session.state = "conn_parse_cmd"
+                    session.state = "conn_waiting"
                 else:
                     states.after_value()
                 pos = end + 2
@@ -115,7 +101,7 @@ class TextMachine:
                 pos += take
                 continue
             if budget <= 0:
-                session.server.stats.conn_yields += 1
+                server.stats.conn_yields += 1
                 self._buffer = data[pos:]
                 return True
             eol = data.find(b"\n", pos)
@@ -125,30 +111,25 @@ class TextMachine:
                     return False
                 self._buffer = data[pos:]
                 break
-            end = eol - 1 if eol - pos > 1 and data[eol - 1] == 13 else eol
-            line = data[pos:end]
+            line = data[pos:eol - 1] if eol - pos > 1 and data[eol - 1] == 13 else data[pos:eol]
             pos = eol + 1
             budget -= 1
             session.noreply = False
-            session.last_cmd_time = store.now
-            if states is None:
-                session.state = "conn_parse_cmd"
-            else:
+            if states is not None:
                 states.line()
-            if server.verbose > 1:
+            if verbose > 1:
                 server.trace("<%d %s" % (session.conn_id, line.decode("latin-1")))
             tokens = line.split(b" ")
             if b"" in tokens:
                 tokens = [token for token in tokens if token]
-            command = commands.get(tokens[0]) if tokens else None
-            if command is None:
+            entry = dispatch.get(tokens[0]) if tokens else None
+            if entry is None:
                 self._unknown(tokens)
             else:
-                low, high = command.arity
-                count = len(tokens)
-                if count < low or (high is not None and count > high):
+                command, low, high, takes_value = entry
+                if not low <= len(tokens) <= high:
                     session.reply(ERROR)
-                elif command.takes_value:
+                elif takes_value:
                     length = command.begin(session, tokens)
                     if length is not None:
                         self._pending = (command, tokens, length)
@@ -163,6 +144,13 @@ class TextMachine:
         if states is not None:
             states.batch_done()
         return False
+
+    def _wait_for(self, data: bytes, pos: int, total: int) -> None:
+        """Keep ``data[pos:]`` until ``total`` bytes from ``pos`` are available."""
+        rest = data[pos:]
+        self._parts = [rest]
+        self._have = len(rest)
+        self._want = total
 
     def _unknown(self, tokens: List[bytes]) -> None:
         """memcached closes on what looks like an HTTP request, else answers ERROR."""

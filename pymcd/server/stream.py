@@ -84,8 +84,6 @@ class MemcacheStreamProtocol(protocol.Protocol):
 
     def _flush(self) -> None:
         session = self.session
-        if session.state == "conn_parse_cmd":
-            session.state = "conn_waiting"
         out = session.out
         if session.close_now:
             # conn_closing: memcached drops what it had queued and closes.

@@ -12,7 +12,7 @@ from typing import List
 import struct
 
 from pymcd.store.items import LINKS, OFF_LINKS, OFF_LRU, OFF_NEXT, OFF_PREV, SEGMENTS
-from pymcd.store.slabs import SlabAllocator
+from pymcd.store.slabs import SLOT_BITS, SLOT_MASK, SlabAllocator
 
 _LINK = struct.Struct("<i")
 
@@ -22,6 +22,8 @@ class LRULists:
 
     def __init__(self, slabs: SlabAllocator) -> None:
         self.slabs = slabs
+        self._pages = slabs.pages
+        self._sizes = slabs.page_chunk_size
         size = len(slabs.classes) * SEGMENTS
         self.heads: List[int] = [-1] * size
         self.tails: List[int] = [-1] * size
@@ -30,15 +32,17 @@ class LRULists:
 
     def link(self, location: int, clsid: int, segment: int, accounted: int) -> None:
         """Put an item at the head of a list."""
-        slabs = self.slabs
+        pages, sizes = self._pages, self._sizes
         index = clsid * SEGMENTS + segment
-        page, offset = slabs.locate(location)
+        number = location >> SLOT_BITS
+        page = pages[number]
+        offset = (location & SLOT_MASK) * sizes[number]
         head = self.heads[index]
         LINKS.pack_into(page, offset + OFF_LINKS, -1, head)
         page[offset + OFF_LRU] = segment
         if head >= 0:
-            head_page, head_offset = slabs.locate(head)
-            _LINK.pack_into(head_page, head_offset + OFF_PREV, location)
+            number = head >> SLOT_BITS
+            _LINK.pack_into(pages[number], (head & SLOT_MASK) * sizes[number] + OFF_PREV, location)
         else:
             self.tails[index] = location
         self.heads[index] = location
@@ -47,19 +51,21 @@ class LRULists:
 
     def unlink(self, location: int, clsid: int, accounted: int) -> int:
         """Take an item out of its list; returns the segment it was in."""
-        slabs = self.slabs
-        page, offset = slabs.locate(location)
+        pages, sizes = self._pages, self._sizes
+        number = location >> SLOT_BITS
+        page = pages[number]
+        offset = (location & SLOT_MASK) * sizes[number]
         segment = page[offset + OFF_LRU]
         index = clsid * SEGMENTS + segment
         prev, nxt = LINKS.unpack_from(page, offset + OFF_LINKS)
         if prev >= 0:
-            prev_page, prev_offset = slabs.locate(prev)
-            _LINK.pack_into(prev_page, prev_offset + OFF_NEXT, nxt)
+            number = prev >> SLOT_BITS
+            _LINK.pack_into(pages[number], (prev & SLOT_MASK) * sizes[number] + OFF_NEXT, nxt)
         else:
             self.heads[index] = nxt
         if nxt >= 0:
-            next_page, next_offset = slabs.locate(nxt)
-            _LINK.pack_into(next_page, next_offset + OFF_PREV, prev)
+            number = nxt >> SLOT_BITS
+            _LINK.pack_into(pages[number], (nxt & SLOT_MASK) * sizes[number] + OFF_PREV, prev)
         else:
             self.tails[index] = prev
         self.counts[index] -= 1

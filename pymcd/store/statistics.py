@@ -43,7 +43,7 @@ def general_stats(store: "Store") -> List[Stat]:
     """The store's part of plain ``stats``."""
     get_hits = _total(store, "hits")
     return [
-        ("cmd_get", store.cmd_get),
+        ("cmd_get", get_hits + store.get_misses),
         ("cmd_set", _total(store, "cmd_set")),
         ("cmd_touch", store.cmd_touch),
         ("get_hits", get_hits),

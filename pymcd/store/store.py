@@ -47,8 +47,12 @@ from pymcd.store.settings import StoreSettings
 from pymcd.store.slabs import SLOT_BITS, SLOT_MASK, SlabAllocator
 
 REALTIME_MAXDELTA = 60 * 60 * 24 * 30
-MAINTAINER_MIN_SLEEP = 0.001
+# memcached's maintainer is a thread sleeping 1 ms to 1 s; here it shares the reactor with every
+# client, so it runs at most ten times a second and each pass is bounded.
+MAINTAINER_MIN_SLEEP = 0.1
 MAINTAINER_MAX_SLEEP = 1.0
+JUGGLES_PER_CLASS = 100
+CRAWLER_MIN_SLEEP = 0.01
 ITEM_UPDATE_INTERVAL = 60
 UINT64 = 2**64
 # memcached starts its clock a little in the past so that rel time 1 is always already expired.
@@ -76,6 +80,11 @@ class Store:
         self.process_started = clock() - CLOCK_HEADSTART
         self.now = CLOCK_HEADSTART
         self.slabs = SlabAllocator(settings)
+        # The allocator's page tables, bound once: the hot paths index them directly.
+        self._pages = self.slabs.pages
+        self._chunk_sizes = self.slabs.page_chunk_size
+        self._page_class = self.slabs.page_class
+        self._largest = self.slabs.largest
         self.lru = LRULists(self.slabs)
         self._index: Dict[bytes, int] = {}
         self._chains: Dict[int, List[int]] = {}  # head location -> further chunks of big items
@@ -87,6 +96,7 @@ class Store:
         self.per_class = {name: [0] * nclasses for name in PER_CLASS_COUNTERS}
         self.per_lru = {name: [0] * (nclasses * SEGMENTS) for name in PER_LRU_COUNTERS}
         self._lru_hits = self.per_lru["hits"]
+        self._class_sets = self.per_class["cmd_set"]
         self._reset_counters()
         self.curr_items = 0
         self.bytes = 0
@@ -118,7 +128,7 @@ class Store:
 
     def _reset_counters(self) -> None:
         for name in (
-            "cmd_get", "get_misses", "get_expired", "get_flushed", "cmd_touch", "touch_misses",
+            "get_misses", "get_expired", "get_flushed", "cmd_touch", "touch_misses",
             "delete_misses", "incr_misses", "decr_misses", "cas_misses", "store_too_large",
             "store_no_memory", "slabs_moved", "slab_reassign_rescues", "slab_reassign_evictions_nomem",
             "slab_reassign_busy_items", "lru_maintainer_juggles", "lru_crawler_starts",
@@ -162,16 +172,17 @@ class Store:
         return location
 
     def get(self, key: bytes) -> Optional[Tuple[int, bytes, int]]:
-        """(flags, value, cas) of a live item, bumping it as a fetch does; None on a miss."""
-        self.cmd_get += 1
+        """(flags, value, cas) of a live item, bumping it as a fetch does; None on a miss.
+
+        cmd_get is not counted here: it is hits plus misses, summed when stats are asked for.
+        """
         location = self._index.get(key)
         if location is None:
             self.get_misses += 1
             return None
-        slabs = self.slabs
         page_number = location >> SLOT_BITS
-        page = slabs.pages[page_number]
-        offset = (location & SLOT_MASK) * slabs.page_chunk_size[page_number]
+        page = self._pages[page_number]
+        offset = (location & SLOT_MASK) * self._chunk_sizes[page_number]
         exptime, last_access, flags, nbytes, cas, nkey, bits, segment, clsid = \
             READ_FOR_GET.unpack_from(page, offset)
         if (exptime and exptime <= self.now) or (
@@ -184,7 +195,7 @@ class Store:
             self._bump(location, page, offset, bits)
         self._lru_hits[clsid * SEGMENTS + segment] += 1
         start = offset + HEADER_SIZE + nkey
-        if location in self._chains:
+        if clsid == self._largest and location in self._chains:
             return flags, self._chained_value(location, start, nbytes), cas
         return flags, bytes(page[start:start + nbytes]), cas
 
@@ -298,6 +309,8 @@ class Store:
         replace the value but mark it stale (meta's I flag with C).
         """
         o = outcomes
+        if mode == o.SET and not (cas or new_cas or key_binary):
+            return self._write_item(key, flags, self.realtime(exptime), value, 0, False, False, o.SET)
         location = self._live_location(key, False)
         stale = False
         if mode == o.CAS or (cas and mode != o.ADD):
@@ -342,15 +355,27 @@ class Store:
             if mode == outcomes.SET:
                 self.unlink(key)
             return outcomes.TOO_LARGE, 0
-        locations = self._allocate(clsid, ntotal, physical_size(nkey, nbytes))
-        if locations is None:
-            self.store_no_memory += 1
-            if mode == outcomes.SET:
-                self.unlink(key)
-            return outcomes.NO_MEMORY, 0
         old = self._index.get(key)
-        if old is not None:
-            self._unlink(old)
+        if old is not None and clsid != self._largest and self._page_class[old >> SLOT_BITS] == clsid:
+            # Same class: the new item takes the old one's chunk (no free/alloc, no re-index).
+            page_number = old >> SLOT_BITS
+            page = self._pages[page_number]
+            offset = (old & SLOT_MASK) * self._chunk_sizes[page_number]
+            _, _, old_flags, old_nbytes, _, old_nkey = READ.unpack_from(page, offset)
+            old_total = accounted_size(old_nkey, old_flags, old_nbytes, settings.use_cas)
+            self.lru.unlink(old, clsid, old_total)
+            self.bytes -= old_total
+            self.curr_items -= 1
+            locations = [old]
+        else:
+            locations = self._allocate(clsid, ntotal, physical_size(nkey, nbytes))
+            if locations is None:
+                self.store_no_memory += 1
+                if mode == outcomes.SET:
+                    self.unlink(key)
+                return outcomes.NO_MEMORY, 0
+            if old is not None:
+                self._unlink(old)
         cas = new_cas or self._next_cas()
         bits = (STALE if stale else 0) | (KEY_BINARY if key_binary else 0)
         temp = settings.temp_lru and realtime and realtime - self.now <= settings.temporary_ttl
@@ -358,21 +383,23 @@ class Store:
         head = locations[0]
         blob = HEADER.pack(realtime, self.now, flags, nbytes, cas, nkey, bits, segment, clsid,
                            -1, -1) + key + value
-        self._fill(locations, blob)
+        if len(locations) == 1:
+            page_number = head >> SLOT_BITS
+            offset = (head & SLOT_MASK) * self._chunk_sizes[page_number]
+            self._pages[page_number][offset:offset + len(blob)] = blob
+        else:
+            self._fill(locations, blob)
         self._index[key] = head
         self.lru.link(head, clsid, segment, ntotal)
-        self.per_class["cmd_set"][clsid] += 1
+        self._class_sets[clsid] += 1
         self.curr_items += 1
         self.total_items += 1
         self.bytes += ntotal
         return outcomes.STORED, cas
 
     def _fill(self, locations: List[int], blob: bytes) -> None:
+        """Spread a big item's bytes over its chunks, remembering the chain."""
         slabs = self.slabs
-        if len(locations) == 1:
-            page, offset = slabs.locate(locations[0])
-            page[offset:offset + len(blob)] = blob
-            return
         chunk = slabs.classes[slabs.largest].size
         for number, location in enumerate(locations):
             page, offset = slabs.locate(location)
@@ -678,7 +705,7 @@ class Store:
         hot_age = int(cold_age * settings.hot_max_factor)
         warm_age = int(cold_age * settings.warm_max_factor)
         moves = 0
-        for _ in range(500):
+        for _ in range(JUGGLES_PER_CLASS):
             more = 0
             if self._pull_tail(clsid, HOT, total, hot_age, evict=False) or \
                     self._pull_tail(clsid, WARM, total, warm_age, evict=False):
@@ -768,7 +795,7 @@ class Store:
     def crawler_step(self) -> float:
         """Advance a crawl; check again soon while one runs, else in a second."""
         if self.crawler.enabled and self.crawler.step():
-            return self.settings.lru_crawler_sleep / 1_000_000 or MAINTAINER_MIN_SLEEP
+            return max(self.settings.lru_crawler_sleep / 1_000_000, CRAWLER_MIN_SLEEP)
         return 1.0
 
     def automove_step(self) -> float:

@@ -30,7 +30,7 @@ def new_machine():
     store = Store(settings.store, clock=lambda: 1_000_000.0)
     server = ServerContext(settings, store)
     session = server.open_session()
-    return TextMachine(session, server.commands.text), session
+    return TextMachine(session, server.commands.text_dispatch), session
 
 
 def feed(chunks) -> bytes:

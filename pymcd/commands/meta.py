@@ -367,6 +367,9 @@ class MetaArithmetic(MetaCommand):
         vivify = flags.vivify_ttl is not None
         existed = not vivify or store.peek(key) is not None
         trace_lookup(session, key)
+        if not existed:
+            # Creating the counter looks the key up once more, as memcached's add does.
+            trace_lookup(session, key)
         result, number, cas = store.delta(
             key, incr, flags.delta, initial=flags.initial if vivify else None,
             cas=flags.compare_cas or 0,

@@ -21,6 +21,7 @@ accepts (``E``, md's ``x``) are left out: 1.6.18 rejects them.
 from __future__ import annotations
 
 import re
+import time
 from typing import Dict, List, Tuple
 
 import pytest
@@ -184,3 +185,32 @@ def test_meta_script_matches_memcached():
     # The script must exercise what it claims to: every step answered, CAS and times seen.
     assert all(reply.endswith(b"MN\r\n") for reply in actual)
     assert any(b"c#" in reply for reply in actual) and any(b"<time>" in reply for reply in actual)
+
+
+TRACED = [
+    b"ms foo 2 T0\r\nhi\r\n", b"mg foo v\r\n", b"mg nope v\r\n", b"mg nope q\r\nmn\r\n",
+    b"me foo\r\n", b"me nope\r\n", b"md foo q\r\n", b"mg foo a\r\n", b"ma n N0\r\n",
+    b"ma n q\r\n", b"ms k 2 MX\r\nhi\r\n", b"mg Zm9v b k v\r\n",
+]
+
+
+def traced_replay(server) -> List[str]:
+    from test_verbose_vs_memcached import conversation_trace
+
+    time.sleep(0.3)
+    sock = server.connect()
+    for request in TRACED:
+        exchange(sock, request + b"mn\r\n", expect_end=b"MN\r\n")
+    sock.close()
+    time.sleep(0.3)
+    _, err = server.stop()
+    # Connection-state lines are the text machine's business and are checked elsewhere.
+    return [line for line in conversation_trace(err) if "going from" not in line]
+
+
+@pytest.mark.skipif(not have_memcached(), reason="Debian's memcached is not installed")
+@pytest.mark.parametrize("verbosity", ["-vv", "-vvv"])
+def test_meta_traces_match_memcached(verbosity):
+    """Only out_string replies are traced (errors, MN, me's EN), and at -vvv every key lookup."""
+    expected = traced_replay(start_memcached([verbosity]))
+    assert traced_replay(start_pymcd([verbosity])) == expected

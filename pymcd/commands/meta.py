@@ -249,6 +249,7 @@ class MetaSet(TextCommand):
         flags = parse_meta_flags(tokens[1], tokens[3:])
         opaque_error = None
         try:
+            # Building the echo is how memcached finds a long opaque; its mode error comes first.
             _echo(flags, flags.key, flags.key_binary)
         except MetaRequestError as refused:
             opaque_error = refused
@@ -270,7 +271,7 @@ class MetaSet(TextCommand):
         previous = store.peek(key) if allow_stale else None
         trace_lookup(session, key)
         if cas and mode in (outcomes.APPEND, outcomes.PREPEND):
-            result, new_cas = self._concatenate_if_cas_matches(store, mode, key, value, cas)
+            result, new_cas = self._concatenate_if_cas_matches(store, mode, flags, value)
         else:
             result, new_cas = store.store(
                 mode, key, flags.client_flags, flags.ttl or 0, value, cas,
@@ -297,17 +298,17 @@ class MetaSet(TextCommand):
         session.out.append(b"".join(parts))
 
     @staticmethod
-    def _concatenate_if_cas_matches(store, mode: int, key: bytes, value: bytes, cas: int):
+    def _concatenate_if_cas_matches(store, mode: int, flags: MetaFlags, value: bytes):
         """Append or prepend with a CAS: memcached's simpler check, not a CAS store.
 
         A missing item is NS and a mismatch EX, and neither counts as a CAS miss or bad value.
         """
-        item = store.peek(key)
+        item = store.peek(flags.key)
         if item is None:
             return outcomes.NOT_STORED, 0
-        if item.cas != cas:
+        if item.cas != flags.compare_cas:
             return outcomes.EXISTS, 0
-        return store.store(mode, key, 0, 0, value)
+        return store.store(mode, flags.key, 0, 0, value, new_cas=flags.new_cas)
 
     @staticmethod
     def _keep_invalidated_state(store, key: bytes, previous) -> None:

@@ -9,9 +9,8 @@ from pymcd.commands.base import (
     KEY_MAX_LENGTH,
     TextCommand,
     trace_lookup,
-    wants_noreply,
 )
-from pymcd.protocol.numbers import parse_i32, parse_u32, parse_u64
+from pymcd.protocol.numbers import parse_storage_numbers, parse_u64
 from pymcd.store import outcomes
 
 TOO_LARGE = b"SERVER_ERROR object too large for cache\r\n"
@@ -40,23 +39,19 @@ class Store(TextCommand):
 
     def begin(self, session, tokens: List[bytes]) -> Optional[int]:
         """Check the line as memcached's process_update_command does before reading data."""
-        wants_noreply(session, tokens)
+        if tokens[-1] == b"noreply":
+            session.noreply = True
         key = tokens[1]
         if len(key) > KEY_MAX_LENGTH:
             session.reply(BAD_FORMAT)
             return None
-        length = parse_i32(tokens[4])
-        if (
-            parse_u32(tokens[2]) is None
-            or parse_i32(tokens[3]) is None
-            or length is None
-            or (self.with_cas and parse_u64(tokens[5]) is None)
-            or length < 0
-        ):
+        numbers = parse_storage_numbers(tokens[2], tokens[3], tokens[4])
+        if numbers is None or numbers[2] < 0 or (self.with_cas and parse_u64(tokens[5]) is None):
             session.reply(BAD_FORMAT)
             return None
+        flags, _, length = numbers
         store = session.store
-        if not store.item_size_ok(len(key), length):
+        if not store.item_size_ok(len(key), length, flags):
             store.count_too_large()
             session.reply(TOO_LARGE)
             session.swallow(length + 2)
@@ -66,10 +61,12 @@ class Store(TextCommand):
         return length
 
     def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
-        cas = int(tokens[5]) if self.with_cas else 0
-        trace_lookup(session, tokens[1])
+        key = tokens[1]
+        if session.server.verbose > 2:
+            trace_lookup(session, key)
         result, _ = session.store.store(
-            self.mode, tokens[1], int(tokens[2]), int(tokens[3]), value, cas
+            self.mode, key, int(tokens[2]), int(tokens[3]), value,
+            int(tokens[5]) if self.with_cas else 0,
         )
         session.reply(REPLIES[result])
 

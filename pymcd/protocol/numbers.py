@@ -7,7 +7,7 @@ otherwise.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 UINT32_MAX = 0xFFFFFFFF
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -52,3 +52,18 @@ def parse_i32(token: bytes) -> Optional[int]:
     if value < INT32_MIN or value > INT32_MAX:
         return None
     return value
+
+
+def parse_storage_numbers(flags: bytes, exptime: bytes, length: bytes) -> Optional[Tuple[int, int, int]]:
+    """The flags, exptime and length of a storage line, or None if any is malformed.
+
+    The common case (plain digits) is checked in one pass; anything else (signs) goes through
+    the strict parsers.
+    """
+    if flags.isdigit() and exptime.isdigit() and length.isdigit():
+        numbers = int(flags), int(exptime), int(length)
+        if numbers[0] <= UINT32_MAX and numbers[1] <= INT32_MAX and numbers[2] <= INT32_MAX:
+            return numbers
+        return None
+    parsed = parse_u32(flags), parse_i32(exptime), parse_i32(length)
+    return None if None in parsed else parsed

@@ -281,8 +281,7 @@ class Store:
 
     def item_size_ok(self, nkey: int, nbytes: int, flags: int = 0) -> bool:
         """Whether a value of ``nbytes`` fits under -I (memcached's item_size_ok)."""
-        ntotal = accounted_size(nkey, flags, nbytes, self.settings.use_cas)
-        return self.slabs.class_for(ntotal) != 0
+        return accounted_size(nkey, flags, nbytes, self.settings.use_cas) <= self.settings.item_size_max
 
     def _next_cas(self) -> int:
         if not self.settings.use_cas:
@@ -389,7 +388,8 @@ class Store:
             self._pages[page_number][offset:offset + len(blob)] = blob
         else:
             self._fill(locations, blob)
-        self._index[key] = head
+        if head != old:
+            self._index[key] = head
         self.lru.link(head, clsid, segment, ntotal)
         self._class_sets[clsid] += 1
         self.curr_items += 1

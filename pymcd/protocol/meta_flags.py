@@ -8,8 +8,9 @@ The commands then walk the same tokens again, in request order, to build their r
 :class:`MetaFlags` keeps the tokens.
 
 Two flags that 1.6.18 still rejects as invalid are accepted, as later memcached releases document
-them: ``E<cas>`` (the CAS a modified item gets) and ``x`` (md: drop the value, keep the item).
-Accepting them changes no reply 1.6.18 gives to a request it accepts.
+them: ``E<cas>`` (the CAS a written item gets: ms, mg's N placeholder, md's x) and ``x`` (md: drop
+the value, keep the item). Accepting them changes no reply 1.6.18 gives to a request it accepts.
+E does not yet reach md's I or ma, whose store calls pick the new CAS themselves.
 """
 
 from __future__ import annotations

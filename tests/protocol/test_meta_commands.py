@@ -216,9 +216,13 @@ def test_ms_invalidate_stores_an_older_cas_as_stale(mc):
     assert mc(b"mg k v\r\n") == b"VA 1\r\nz\r\n"
 
 
-def test_ms_explicit_cas(mc):
+def test_explicit_cas_where_the_item_is_written(mc):
+    """E (later than 1.6.18, which refuses it) sets the CAS of the item a request writes."""
     assert mc(b"ms k 1 E1000 c\r\nx\r\n") == b"HD c1000\r\n"
     assert mc(b"mg k c\r\n") == b"HD c1000\r\n"
+    assert mc(b"ms k 1 MA C1000 E1001 c\r\ny\r\n") == b"HD c1001\r\n"
+    assert mc(b"md k x E2000\r\nmg k c s\r\n") == b"HD\r\nHD c2000 s0\r\n"
+    assert mc(b"mg viv N30 E3000 c\r\n") == b"HD c3000 W\r\n"
 
 
 def test_ms_errors_swallow_the_data_block(mc):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from pymcd.commands.base import ERROR, TextCommand
+from pymcd.commands.base import BAD_FORMAT, ERROR, TextCommand
+from pymcd.protocol.numbers import parse_u32
 from pymcd.stats import render_stats
 
 DETAIL_USAGE = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"
 CACHEDUMP_NOT_ALLOWED = b"CLIENT_ERROR stats cachedump not allowed\r\n"
+MAX_CLASS_ID = 64
 
 
 class Stats(TextCommand):
@@ -39,10 +41,34 @@ class Stats(TextCommand):
             session.out.append(render_stats(store.sizes_stats()))
         elif section == b"conns":
             session.out.append(render_stats(server.connection_stats(session)))
-        elif section == b"cachedump" and not store.settings.dump_enabled:
-            session.reply(CACHEDUMP_NOT_ALLOWED)
+        elif section == b"cachedump":
+            self._cachedump(session, tokens)
         else:
             session.reply(ERROR)
+
+    @staticmethod
+    def _cachedump(session, tokens: List[bytes]) -> None:
+        """``stats cachedump <class> <limit>``: keys at the head of a class's COLD LRU."""
+        store = session.store
+        if not store.settings.dump_enabled:
+            session.reply(CACHEDUMP_NOT_ALLOWED)
+            return
+        if len(tokens) < 4:
+            session.reply(b"CLIENT_ERROR bad command line\r\n")
+            return
+        clsid, limit = parse_u32(tokens[2]), parse_u32(tokens[3])
+        if clsid is None or limit is None:
+            session.reply(BAD_FORMAT)
+            return
+        if clsid >= MAX_CLASS_ID:
+            session.reply(b"CLIENT_ERROR Illegal slab id\r\n")
+            return
+        lines = [
+            b"ITEM %s [%d b; %d s]\r\n" % (view.key, view.nbytes, view.exptime and view.exptime + int(store.process_started))
+            for view in store.cold_items(clsid, limit)
+        ]
+        lines.append(b"END\r\n")
+        session.out.append(b"".join(lines))
 
     @staticmethod
     def _detail(session, mode: bytes) -> None:

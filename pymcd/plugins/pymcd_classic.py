@@ -12,6 +12,7 @@ from pymcd.commands.maintenance import (
 from pymcd.commands.removal import DELETE, TOUCH
 from pymcd.commands.retrieval import GAT, GATS, GET, GETS
 from pymcd.commands.statistics import STATS
+from pymcd.commands.store_admin import CACHE_MEMLIMIT, LRU, LRU_CRAWLER, SLABS
 from pymcd.commands.storage import ADD, APPEND, CAS, PREPEND, REPLACE, SET
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "SET", "ADD", "REPLACE", "APPEND", "PREPEND", "CAS",
     "INCR", "DECR", "DELETE", "TOUCH",
     "FLUSH_ALL", "REFRESH_CERTS", "VERSION", "VERBOSITY", "QUIT", "SHUTDOWN", "STATS",
+    "SLABS", "LRU", "LRU_CRAWLER", "CACHE_MEMLIMIT",
 ]

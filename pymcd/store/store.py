@@ -23,6 +23,8 @@ from pymcd.store.items import (
     HEADER_SIZE,
     HOT,
     KEY_BINARY,
+    LINKS,
+    OFF_LINKS,
     OFF_BITS,
     OFF_CAS,
     OFF_CLSID,
@@ -728,6 +730,21 @@ class Store:
                 found.append(location)
                 location = self.lru.previous(location)
         return found
+
+    def cold_items(self, clsid: int, limit: int) -> List[ItemView]:
+        """Up to ``limit`` (0: all) items from the head of a class's COLD LRU, binary keys left
+        out (memcached's cachedump)."""
+        views: List[ItemView] = []
+        if clsid >= len(self.slabs.classes):
+            return views
+        location = self.lru.heads[clsid * SEGMENTS + COLD]
+        while location >= 0 and (limit == 0 or len(views) < limit):
+            view = self._view(location)
+            if not view.key_binary:
+                views.append(view)
+            page, offset = self.slabs.locate(location)
+            location = LINKS.unpack_from(page, offset + OFF_LINKS)[1]
+        return views
 
     def view_at(self, location: int) -> ItemView:
         return self._view(location)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pymcd.context import ServerContext
 from pymcd.protocol.text import TextMachine
@@ -414,3 +416,33 @@ def test_stale_win_sequence_across_connections(server):
     # The winner refills with a plain set: fresh again, no flags.
     assert first(b"ms k 3 T300\r\nnew\r\n") == b"HD\r\n"
     assert second(b"mg k v\r\n") == b"VA 3\r\nnew\r\n"
+
+
+# ---------------------------------------------------------------- robustness
+
+FLAG_TOKENS = st.sampled_from([
+    b"b", b"c", b"f", b"h", b"k", b"l", b"q", b"s", b"t", b"u", b"v", b"I", b"x", b"P", b"L",
+    b"O", b"Oab", b"O" + b"o" * 40, b"N0", b"N30", b"N-1", b"T0", b"T5", b"T-1", b"R10", b"R",
+    b"F0", b"F7", b"Fx", b"C1", b"C2", b"Cx", b"E9", b"MA", b"ME", b"MP", b"MR", b"MS", b"MI",
+    b"MD", b"M+", b"M-", b"MX", b"M", b"J5", b"D2", b"Dx", b"zz", b"\xff",
+])
+KEYS = st.sampled_from([b"a", b"b", b"Zm9v", b"Zm9", b"k" * 251])
+
+
+@st.composite
+def meta_requests(draw) -> bytes:
+    verb = draw(st.sampled_from([b"mg", b"ms", b"md", b"ma", b"me", b"mn"]))
+    flags = draw(st.lists(FLAG_TOKENS, max_size=6))
+    if verb == b"ms":
+        value = draw(st.sampled_from([b"", b"1", b"xyz"]))
+        return b" ".join([verb, draw(KEYS), b"%d" % len(value)] + flags) + b"\r\n" + value + b"\r\n"
+    return b" ".join([verb, draw(KEYS)] + flags) + b"\r\n"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(meta_requests(), min_size=1, max_size=8))
+def test_any_meta_conversation_is_answered(requests):
+    """Whatever the flags, no request escapes as an exception, and the closing mn is answered."""
+    mc = Server().connect()
+    reply = mc(b"".join(requests) + b"mn\r\n")
+    assert reply.endswith(b"MN\r\n")

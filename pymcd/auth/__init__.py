@@ -1,0 +1,1 @@
+"""Authentication: SASL for the binary protocol (``-S``), see :mod:`pymcd.auth.sasl`."""

@@ -1,0 +1,77 @@
+"""What binary commands share: the request shape check and the success/failure replies.
+
+memcached checks each opcode's extras, key and body lengths before running it, and answers a
+request that does not fit with ``Invalid arguments`` and a closed connection. Commands here
+declare their shape as data (:attr:`BinaryCommand.extras_lengths` and friends) so the rule lives
+in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+from zope.interface import implementer
+
+from pymcd.protocol.binary import (
+    BinaryRequest,
+    IBinaryValueCommand,
+    Status,
+    error_response,
+    pack_response,
+    protocol_error,
+)
+
+
+@implementer(IBinaryValueCommand)
+class BinaryCommand:
+    """Base of binary commands: one object serves an opcode and its quiet variant.
+
+    Shape attributes, checked before the command runs:
+
+    - ``extras_lengths``: the extras lengths the opcode accepts;
+    - ``key_required``: True if a key must be present, False if it must be absent, None if
+      either is fine;
+    - ``value_allowed``: whether the body may hold more than extras and key;
+    - ``reads_value``: whether the command consumes that value (SET, APPEND, SASL). When it
+      does not, memcached parses any extra body bytes as the next request, and so does pymcd.
+    """
+
+    names: Tuple[int, ...] = ()
+    allowed_before_auth = False
+    extras_lengths: Tuple[int, ...] = (0,)
+    key_required: Optional[bool] = None
+    value_allowed = False
+    reads_value = False
+
+    def well_formed(self, request: BinaryRequest) -> bool:
+        keylen = len(request.key)
+        if len(request.extras) not in self.extras_lengths:
+            return False
+        if self.key_required is not None and (keylen > 0) != self.key_required:
+            return False
+        return self.value_allowed or request.value_length == 0
+
+    def begin(self, session, request: BinaryRequest) -> Optional[int]:
+        if not self.well_formed(request):
+            protocol_error(session, request)
+            return None
+        return request.value_length if self.reads_value else 0
+
+    def execute(self, session, request: BinaryRequest) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return "<%s %s>" % (type(self).__name__, "/".join("0x%02x" % n for n in self.names))
+
+
+def succeed(session, request: BinaryRequest, extras: bytes = b"", key: bytes = b"",
+            value: bytes = b"", cas: int = 0) -> None:
+    """memcached's write_bin_response: a success reply, which quiet requests leave out."""
+    if not request.quiet:
+        session.out.append(pack_response(request.opcode, request.opaque, Status.SUCCESS, extras,
+                                         key, value, cas))
+
+
+def fail(session, request: BinaryRequest, status: int) -> None:
+    """memcached's write_bin_error: sent for quiet requests too."""
+    session.out.append(error_response(request, status))

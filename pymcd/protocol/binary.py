@@ -1,0 +1,347 @@
+"""The binary protocol's connection machine: 24-byte headers, framing, and response packing.
+
+memcached reads a binary request in two steps, and so does this machine: first the header with
+the extras and the key (``conn_parse_cmd``), which is enough to validate the request and to refuse
+a value too large before reading it; then, for the few opcodes that carry one, the value
+(``conn_nread``), or the bytes to discard after a refusal (``conn_swallow``). Keeping those steps
+means a client announcing a 100 MB value gets ``Too large.`` at once, and pymcd never buffers it.
+
+The machine is sans-IO, like :class:`pymcd.protocol.text.TextMachine`: ``receive`` takes what a
+read returned and leaves the replies on ``session.out``. It checks what every opcode shares
+(magic, lengths that add up, authentication, key length) and hands the rest to the command
+serving the opcode.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Dict, List, Optional
+
+from pymcd.interfaces import IBinaryCommand
+from pymcd.session import Session
+
+REQUEST_MAGIC = 0x80
+RESPONSE_MAGIC = 0x81
+RAW_BYTES = 0
+KEY_MAX_LENGTH = 250
+
+# magic, opcode, key length, extras length, data type, vbucket/status, body length, opaque, cas.
+HEADER = struct.Struct(">BBHBBHIIQ")
+HEADER_SIZE = HEADER.size
+
+
+class Opcode:
+    """The opcodes memcached 1.6.18 serves (protocol_binary.h)."""
+
+    GET = 0x00
+    SET = 0x01
+    ADD = 0x02
+    REPLACE = 0x03
+    DELETE = 0x04
+    INCREMENT = 0x05
+    DECREMENT = 0x06
+    QUIT = 0x07
+    FLUSH = 0x08
+    GETQ = 0x09
+    NOOP = 0x0A
+    VERSION = 0x0B
+    GETK = 0x0C
+    GETKQ = 0x0D
+    APPEND = 0x0E
+    PREPEND = 0x0F
+    STAT = 0x10
+    SETQ = 0x11
+    ADDQ = 0x12
+    REPLACEQ = 0x13
+    DELETEQ = 0x14
+    INCREMENTQ = 0x15
+    DECREMENTQ = 0x16
+    QUITQ = 0x17
+    FLUSHQ = 0x18
+    APPENDQ = 0x19
+    PREPENDQ = 0x1A
+    VERBOSITY = 0x1B
+    TOUCH = 0x1C
+    GAT = 0x1D
+    GATQ = 0x1E
+    SASL_LIST_MECHS = 0x20
+    SASL_AUTH = 0x21
+    SASL_STEP = 0x22
+    GATK = 0x23
+    GATKQ = 0x24
+
+
+# Each quiet opcode and the opcode it is the silent form of.
+QUIET_OF = {
+    Opcode.GETQ: Opcode.GET,
+    Opcode.GETKQ: Opcode.GETK,
+    Opcode.SETQ: Opcode.SET,
+    Opcode.ADDQ: Opcode.ADD,
+    Opcode.REPLACEQ: Opcode.REPLACE,
+    Opcode.DELETEQ: Opcode.DELETE,
+    Opcode.INCREMENTQ: Opcode.INCREMENT,
+    Opcode.DECREMENTQ: Opcode.DECREMENT,
+    Opcode.QUITQ: Opcode.QUIT,
+    Opcode.FLUSHQ: Opcode.FLUSH,
+    Opcode.APPENDQ: Opcode.APPEND,
+    Opcode.PREPENDQ: Opcode.PREPEND,
+    Opcode.GATQ: Opcode.GAT,
+    Opcode.GATKQ: Opcode.GATK,
+}
+
+
+class Status:
+    """Response status codes."""
+
+    SUCCESS = 0x00
+    KEY_ENOENT = 0x01
+    KEY_EEXISTS = 0x02
+    E2BIG = 0x03
+    EINVAL = 0x04
+    NOT_STORED = 0x05
+    DELTA_BADVAL = 0x06
+    AUTH_ERROR = 0x20
+    AUTH_CONTINUE = 0x21
+    UNKNOWN_COMMAND = 0x81
+    ENOMEM = 0x82
+
+
+# The body memcached's write_bin_error sends for each status when it has no specific text.
+ERROR_TEXT = {
+    Status.ENOMEM: b"Out of memory",
+    Status.UNKNOWN_COMMAND: b"Unknown command",
+    Status.KEY_ENOENT: b"Not found",
+    Status.EINVAL: b"Invalid arguments",
+    Status.KEY_EEXISTS: b"Data exists for key.",
+    Status.E2BIG: b"Too large.",
+    Status.DELTA_BADVAL: b"Non-numeric server-side value for incr or decr",
+    Status.NOT_STORED: b"Not stored.",
+    Status.AUTH_ERROR: b"Auth failure.",
+}
+
+
+class BinaryRequest:
+    """One parsed request: the header's fields, its extras and key, and later its value.
+
+    ``quiet`` is true for the silent variants (GETQ, SETQ...); commands serve both variants of
+    an opcode and only differ in whether success is answered.
+    """
+
+    __slots__ = ("opcode", "datatype", "vbucket", "bodylen", "opaque", "cas", "extras", "key",
+                 "value", "quiet")
+
+    def __init__(self, opcode: int, extras: bytes = b"", key: bytes = b"", value: bytes = b"",
+                 cas: int = 0, opaque: int = 0, bodylen: Optional[int] = None,
+                 datatype: int = RAW_BYTES, vbucket: int = 0) -> None:
+        self.opcode = opcode
+        self.datatype = datatype
+        self.vbucket = vbucket
+        self.extras = extras
+        self.key = key
+        self.value = value
+        self.cas = cas
+        self.opaque = opaque
+        self.bodylen = len(extras) + len(key) + len(value) if bodylen is None else bodylen
+        self.quiet = opcode in QUIET_OF
+
+    @property
+    def value_length(self) -> int:
+        """What the body holds after the extras and the key (the value of a SET)."""
+        return self.bodylen - len(self.extras) - len(self.key)
+
+    def __repr__(self) -> str:
+        return "<BinaryRequest opcode=0x%02x key=%r bodylen=%d>" % (
+            self.opcode, self.key, self.bodylen)
+
+
+def pack_request(request: BinaryRequest) -> bytes:
+    """The request's bytes on the wire (for clients and tests)."""
+    header = HEADER.pack(REQUEST_MAGIC, request.opcode, len(request.key), len(request.extras),
+                         request.datatype, request.vbucket, request.bodylen, request.opaque,
+                         request.cas)
+    return b"".join((header, request.extras, request.key, request.value))
+
+
+def pack_response(opcode: int, opaque: int, status: int = Status.SUCCESS, extras: bytes = b"",
+                  key: bytes = b"", value: bytes = b"", cas: int = 0) -> bytes:
+    """One response packet."""
+    header = HEADER.pack(RESPONSE_MAGIC, opcode, len(key), len(extras), RAW_BYTES, status,
+                         len(extras) + len(key) + len(value), opaque, cas)
+    return b"".join((header, extras, key, value))
+
+
+def error_response(request: BinaryRequest, status: int, text: Optional[bytes] = None) -> bytes:
+    """memcached's write_bin_error: the status with its standard text (or ``text``) as body."""
+    return pack_response(request.opcode, request.opaque, status,
+                         value=ERROR_TEXT[status] if text is None else text)
+
+
+class IBinaryValueCommand(IBinaryCommand):
+    """A binary command that validates its request before the machine reads the value.
+
+    Commands that only provide :class:`IBinaryCommand` get their whole request at once; this
+    interface lets a command check the header, extras and key first (and refuse a value without
+    reading it), as memcached's SET, APPEND and SASL handlers do.
+    """
+
+    def begin(session, request):
+        """Validate ``request`` (extras and key present, value not yet read).
+
+        Returns the number of value bytes to read before ``execute`` runs (0 to run it at once),
+        or None when it has already replied, in which case it may have called
+        ``session.swallow(n)`` to discard the value, or ``session.quit()`` on a protocol error.
+        """
+
+
+def protocol_error(session: Session, request: BinaryRequest) -> None:
+    """A request whose shape is wrong for its opcode: ``Invalid arguments``, then close."""
+    session.out.append(error_response(request, Status.EINVAL))
+    if session.server.verbose:
+        session.server.trace("Protocol error (opcode %02x), close connection %d"
+                             % (request.opcode, session.conn_id))
+    session.quit()
+
+
+class BinaryMachine:
+    """Frames binary requests and runs them; one per connection."""
+
+    def __init__(self, session: Session, commands: Dict[int, IBinaryCommand]) -> None:
+        self.session = session
+        self.commands = commands
+        self.requests_per_event = session.server.settings.reqs_per_event
+        self._buffer = b""
+        # Bytes of a frame (or a value) arriving over several reads are kept as a list.
+        self._parts: List[bytes] = []
+        self._have = 0
+        self._want = 0
+        # The request whose value is being read: (command, request, value length).
+        self._pending = None
+        self._done = False
+        self._announced = False
+
+    def receive(self, data: bytes) -> bool:
+        """Consume ``data``; return True if work is left because the request budget ran out.
+
+        Call again with ``b""`` to continue after yielding.
+        """
+        if self._done:
+            return False
+        if self._want:
+            if data:
+                self._parts.append(data)
+                self._have += len(data)
+            if self._have < self._want:
+                return False
+            data = b"".join(self._parts)
+            self._parts = []
+            self._have = self._want = 0
+        elif self._buffer:
+            data = self._buffer + data
+            self._buffer = b""
+        session = self.session
+        server = session.server
+        if not self._announced:
+            self._announced = True
+            if server.verbose > 1:
+                server.trace("%d: Client using the binary protocol" % session.conn_id)
+        session.last_cmd_time = session.store.now
+        budget = self.requests_per_event
+        pos = 0
+        size = len(data)
+        while pos < size:
+            if self._pending is not None:
+                command, request, length = self._pending
+                if size - pos < length:
+                    self._wait_for(data, pos, length)
+                    return False
+                self._pending = None
+                request.value = data[pos:pos + length]
+                pos += length
+                command.execute(session, request)
+                if self._stopped():
+                    return False
+                continue
+            if session.swallow_bytes:
+                take = min(session.swallow_bytes, size - pos)
+                session.swallow_bytes -= take
+                pos += take
+                continue
+            if budget <= 0:
+                server.stats.conn_yields += 1
+                self._buffer = data[pos:]
+                return True
+            if size - pos < HEADER_SIZE:
+                break
+            (magic, opcode, keylen, extlen, datatype, vbucket, bodylen, opaque,
+             cas) = HEADER.unpack_from(data, pos)
+            if magic != REQUEST_MAGIC:
+                if server.verbose:
+                    server.trace("Invalid magic:  %x" % magic)
+                session.close()
+                self._done = True
+                return False
+            frame_end = pos + HEADER_SIZE + extlen + keylen
+            if frame_end > size:
+                self._wait_for(data, pos, frame_end - pos)
+                return False
+            budget -= 1
+            key_start = pos + HEADER_SIZE + extlen
+            request = BinaryRequest(opcode, data[pos + HEADER_SIZE:key_start],
+                                    data[key_start:frame_end], b"", cas, opaque, bodylen,
+                                    datatype, vbucket)
+            pos = frame_end
+            self._dispatch(request, keylen, extlen, bodylen)
+            if self._stopped():
+                return False
+        if pos < size:
+            self._buffer = data[pos:]
+        return False
+
+    def _dispatch(self, request: BinaryRequest, keylen: int, extlen: int, bodylen: int) -> None:
+        """memcached's dispatch_bin_command: the checks every opcode shares, then its command."""
+        session = self.session
+        if keylen > bodylen or keylen + extlen > bodylen:
+            session.out.append(error_response(request, Status.UNKNOWN_COMMAND))
+            session.quit()
+            return
+        command = self.commands.get(request.opcode)
+        if (session.server.settings.sasl and not session.authenticated
+                and not (command is not None and command.allowed_before_auth)):
+            session.out.append(error_response(request, Status.AUTH_ERROR))
+            session.quit()
+            return
+        if keylen > KEY_MAX_LENGTH:
+            protocol_error(session, request)
+            return
+        if command is None:
+            # memcached discards a body as long as the whole one announced, key included.
+            session.out.append(error_response(request, Status.UNKNOWN_COMMAND))
+            session.swallow(bodylen)
+            return
+        if not IBinaryValueCommand.providedBy(command):
+            request.value = b""
+            command.execute(session, request)
+            return
+        length = command.begin(session, request)
+        if length is None:
+            return
+        if length:
+            self._pending = (command, request, length)
+        else:
+            command.execute(session, request)
+
+    def _stopped(self) -> bool:
+        """Once a reply closes the connection, later requests in the same read are not run."""
+        session = self.session
+        if session.close_now or session.close_after_write:
+            self._done = True
+            self._pending = None
+            return True
+        return False
+
+    def _wait_for(self, data: bytes, pos: int, total: int) -> None:
+        """Keep ``data[pos:]`` until ``total`` bytes from ``pos`` are available."""
+        rest = data[pos:]
+        self._parts = [rest]
+        self._have = len(rest)
+        self._want = total

@@ -155,12 +155,22 @@ COUNTERS = (
 )
 
 
+def answer(sock, request: bytes, timeout: float = 2.0) -> bytes:
+    """Read until every ``mn`` of ``request`` has its ``MN``: the server may write a step's
+    replies in several segments, and one of them can end in ``MN`` before the last one."""
+    wanted = sum(1 for line in request.split(b"\r\n") if line[:2] == b"mn")
+    received = exchange(sock, request, expect_end=b"MN\r\n", timeout=timeout)
+    deadline = time.time() + timeout
+    while received.count(b"MN\r\n") < wanted and time.time() < deadline:
+        received += exchange(sock, b"", expect_end=b"MN\r\n", timeout=timeout)
+    return received
+
+
 def replay(server) -> Tuple[List[bytes], Dict[str, bytes]]:
     """The replies to every step, then the counters the script left behind."""
     connections = [server.connect(), server.connect()]
     try:
-        replies = [exchange(connections[which], request + b"mn\r\n", expect_end=b"MN\r\n")
-                   for which, request in SCRIPT]
+        replies = [answer(connections[which], request + b"mn\r\n") for which, request in SCRIPT]
         stats = exchange(connections[0], b"stats\r\n", expect_end=b"END\r\n")
     finally:
         for sock in connections:

@@ -156,10 +156,12 @@ def test_shutdown_graceful_finishes_reply_in_flight():
         setter.sendall(b"set big 0 0 %d\r\n" % len(value) + value + b"\r\n")
         assert exchange(setter, b"", b"\r\n", timeout=10) == b"STORED\r\n"
         reader = server.connect()
-        reader.sendall(b"get big\r\n")
-        setter.sendall(b"shutdown graceful\r\n")
-        received = b""
         reader.settimeout(10)
+        reader.sendall(b"get big\r\n")
+        # Shut down only once the reply has started: most of its 4 MiB is still queued then.
+        received = reader.recv(4096)
+        assert received.startswith(b"VALUE big")
+        setter.sendall(b"shutdown graceful\r\n")
         while True:
             chunk = reader.recv(1 << 20)
             if not chunk:

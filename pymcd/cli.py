@@ -17,8 +17,12 @@ from twisted.logger import (
     globalLogBeginner,
 )
 
+from twisted.internet.error import CannotListenError
+
 from pymcd.logger import TRACE_NAMESPACE, BareLineObserver
 from pymcd.options import EarlyExit, UsageError, parse_arguments
+
+EX_OSERR = 71
 
 
 def _only_traces_and_warnings(event: dict) -> PredicateResult:
@@ -53,10 +57,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         redirectStandardIO=False,
     )
     server = build_server(settings)
-    server.startService()
+    try:
+        server.startService()
+    except CannotListenError as error:
+        sys.stderr.write(_listen_failure(settings.interface, error) + "\n")
+        return EX_OSERR
     reactor.addSystemEventTrigger("before", "shutdown", server.stopService)
     reactor.run()
     return 0
+
+
+def _listen_failure(interface: Optional[str], error: CannotListenError) -> str:
+    """memcached's start-up message when a port is taken (it then exits with EX_OSERR)."""
+    reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
+    if interface:
+        return "failed to listen on one of interface(s) %s: %s" % (interface, reason)
+    return "failed to listen on TCP port %s: %s" % (error.port, reason)
 
 
 def _run_daemonized(args: List[str], pidfile: Optional[str]) -> int:

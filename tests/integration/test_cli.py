@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -54,6 +55,20 @@ def test_memcached_style_command_line_serves():
         assert exchange(sock, b"set a 0 0 1\r\nx\r\nget a\r\n", b"END\r\n") == (
             b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n"
         )
+
+
+def test_port_in_use_exits_as_memcached():
+    """memcached says which port or interface it could not take and exits with EX_OSERR (71)."""
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        with_interface = run_cli("-p", port, "-U", "0", "-l", HOST)
+        without = run_cli("-p", port, "-U", "0")
+    assert with_interface.returncode == without.returncode == 71
+    assert with_interface.stderr == (
+        "failed to listen on one of interface(s) %s: Address already in use\n" % HOST)
+    assert without.stderr == "failed to listen on TCP port %s: Address already in use\n" % port
 
 
 @pytest.mark.skipif(shutil.which("twistd") is None, reason="twistd not on PATH")

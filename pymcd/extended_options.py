@@ -157,8 +157,9 @@ OPTIONS: Dict[str, Setter] = {
                                       "could not parse argument to watcher_logbuf_size"),
     "worker_logbuf_size": _kilobytes("worker_logbuf_size", "Missing worker_logbuf_size argument",
                                      "could not parse argument to worker_logbuf_size"),
-    "slab_chunk_max": _kilobytes("slab_chunk_max", "Missing slab_chunk_max argument",
-                                 "could not parse argument to slab_chunk_max", target="store"),
+    # Bytes, whatever memcached's -h says ("kilobytes"): 1.6.18 stores the number as given.
+    "slab_chunk_max": _number("slab_chunk_max", "Missing slab_chunk_max argument",
+                              invalid="could not parse argument to slab_chunk_max"),
     "slab_sizes": _accepted,
     "track_sizes": _switch("track_sizes", True),
     "inline_ascii_resp": _accepted,

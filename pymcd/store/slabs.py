@@ -43,15 +43,15 @@ def compute_classes(settings: StoreSettings) -> List[SlabClass]:
     """memcached's class table; index 0 is unused as in memcached (class ids start at 1)."""
     classes: List[SlabClass] = [SlabClass(0, 0, 0)]
     size = ITEM_HEADER_SIZE + settings.chunk_size
-    clsid = 0
-    while clsid + 1 < MAX_NUMBER_OF_SLAB_CLASSES - 1:
-        clsid += 1
+    clsid = 1
+    while clsid < MAX_NUMBER_OF_SLAB_CLASSES - 1:
         if size >= settings.slab_chunk_max / settings.growth_factor:
             break
         if size % CHUNK_ALIGN_BYTES:
             size += CHUNK_ALIGN_BYTES - size % CHUNK_ALIGN_BYTES
         classes.append(SlabClass(clsid, size, settings.slab_page_size // size))
         size = int(size * settings.growth_factor)
+        clsid += 1
     largest = settings.slab_chunk_max
     classes.append(SlabClass(clsid, largest, settings.slab_page_size // largest))
     return classes

@@ -22,6 +22,7 @@ class Session:
         "store",
         "conn_id",
         "out",
+        "flushed",
         "noreply",
         "swallow_bytes",
         "close_after_write",
@@ -52,6 +53,10 @@ class Session:
         self.store = server.store
         self.conn_id = conn_id
         self.out: List[bytes] = []
+        # How many replies at the front of ``out`` memcached would already have written: a get
+        # flushes its reply at once (conn_mwrite), so a close or an error later in the same read
+        # does not take it back.
+        self.flushed = 0
         self.noreply = False
         self.swallow_bytes = 0
         self.close_after_write = False
@@ -89,7 +94,8 @@ class Session:
         self.swallow_bytes = nbytes
 
     def close(self) -> None:
-        """Close the connection at once, dropping anything not yet written (conn_closing)."""
+        """Close the connection at once, dropping what memcached would not have written yet
+        (conn_closing)."""
         self.close_now = True
 
     def quit(self) -> None:

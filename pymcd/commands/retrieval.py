@@ -30,11 +30,12 @@ class Retrieve(TextCommand):
         else:
             keys = tokens[1:]
         out = session.out
-        first_reply = len(out)
         verbose = session.server.verbose
         for key in keys:
             if len(key) > KEY_MAX_LENGTH:
-                del out[first_reply:]
+                # memcached kills every response stacked since the last write, not only this
+                # command's: pipelined replies before a bad multi-get are lost with it.
+                del out[session.flushed:]
                 session.reply(BAD_FORMAT)
                 return
             hit = store.gat(key, exptime) if self.touch else store.get(key)
@@ -49,6 +50,7 @@ class Retrieve(TextCommand):
         if verbose > 1:
             session.server.trace(">%d END" % session.conn_id)
         out.append(END)
+        session.flushed = len(out)
 
     @staticmethod
     def _trace_key(session, key: bytes, found: bool) -> None:

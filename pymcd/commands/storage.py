@@ -10,7 +10,7 @@ from pymcd.commands.base import (
     TextCommand,
     trace_lookup,
 )
-from pymcd.protocol.numbers import parse_storage_numbers, parse_u64
+from pymcd.protocol.numbers import UINT32_MAX, parse_storage_numbers, parse_u64
 from pymcd.store import outcomes
 
 TOO_LARGE = b"SERVER_ERROR object too large for cache\r\n"
@@ -65,7 +65,7 @@ class Store(TextCommand):
         if session.server.verbose > 2:
             trace_lookup(session, key)
         result, _ = session.store.store(
-            self.mode, key, int(tokens[2]), int(tokens[3]), value,
+            self.mode, key, int(tokens[2]) & UINT32_MAX, int(tokens[3]), value,
             int(tokens[5]) if self.with_cas else 0,
         )
         session.reply(REPLIES[result])

@@ -23,11 +23,13 @@ def _digits(token: bytes) -> Optional[int]:
 
 
 def parse_u32(token: bytes) -> Optional[int]:
-    """safe_strtoul: unsigned, no minus sign, at most 2**32-1."""
+    """safe_strtoul into a 32-bit field: memcached parses an unsigned long (64 bits on the
+    platforms it ships on) and stores its low 32 bits, so ``4294967296`` is accepted as 0 while
+    a number past 2**64-1 is refused."""
     value = _digits(token)
-    if value is None or value > UINT32_MAX:
+    if value is None or value > UINT64_MAX:
         return None
-    return value
+    return value & UINT32_MAX
 
 
 def parse_u64(token: bytes) -> Optional[int]:
@@ -64,6 +66,8 @@ def parse_storage_numbers(flags: bytes, exptime: bytes, length: bytes) -> Option
         numbers = int(flags), int(exptime), int(length)
         if numbers[0] <= UINT32_MAX and numbers[1] <= INT32_MAX and numbers[2] <= INT32_MAX:
             return numbers
+        if numbers[0] <= UINT64_MAX and numbers[1] <= INT32_MAX and numbers[2] <= INT32_MAX:
+            return numbers[0] & UINT32_MAX, numbers[1], numbers[2]
         return None
     parsed = parse_u32(flags), parse_i32(exptime), parse_i32(length)
     return None if None in parsed else parsed

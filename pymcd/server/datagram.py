@@ -49,6 +49,7 @@ class MemcacheDatagramProtocol(protocol.DatagramProtocol):
         else:
             reply = MULTI_PACKET_REFUSAL
         del session.out[:]
+        session.flushed = 0
         session.close_now = session.close_after_write = False
         session.swallow_bytes = 0
         if reply:

@@ -87,15 +87,14 @@ class MemcacheStreamProtocol(protocol.Protocol):
         out = session.out
         if session.close_now:
             # conn_closing: memcached drops what it had queued and closes.
-            del out[:]
-            self.transport.loseConnection()
-            return
+            del out[session.flushed:]
         if out:
             data = out[0] if len(out) == 1 else b"".join(out)
             del out[:]
+            session.flushed = 0
             self.server.stats.bytes_written += len(data)
             self.transport.write(data)
-        if session.close_after_write:
+        if session.close_after_write or session.close_now:
             self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:

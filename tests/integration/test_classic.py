@@ -122,7 +122,10 @@ def test_expiry_rules(conn):
 def test_flags_are_32_bit_unsigned(conn):
     assert ask(conn, b"set f 4294967295 0 1\r\na\r\n", b"\r\n") == b"STORED\r\n"
     assert ask(conn, b"get f\r\n", b"END\r\n") == b"VALUE f 4294967295 1\r\na\r\nEND\r\n"
-    assert ask(conn, b"set f 4294967296 0 1\r\na\r\n") == (
+    # memcached keeps the low 32 bits of a 64-bit number, and refuses what overflows 64 bits.
+    assert ask(conn, b"set f 4294967297 0 1\r\na\r\n", b"\r\n") == b"STORED\r\n"
+    assert ask(conn, b"get f\r\n", b"END\r\n") == b"VALUE f 1 1\r\na\r\nEND\r\n"
+    assert ask(conn, b"set f 18446744073709551616 0 1\r\na\r\n") == (
         b"CLIENT_ERROR bad command line format\r\nERROR\r\n"
     )
 

@@ -69,3 +69,31 @@ def test_budget_yields_and_resumes():
     assert machine.receive(b"") is False
     assert b"".join(session.out) == b"VERSION 1.6.18\r\n" * 7
     assert session.server.stats.conn_yields == 2
+
+
+VERBS = st.sampled_from([b"get", b"gets", b"gat", b"gats", b"set", b"add", b"replace", b"append",
+                         b"prepend", b"cas", b"incr", b"decr", b"delete", b"touch", b"flush_all",
+                         b"verbosity", b"stats", b"version", b"bogus", b"lru_crawler", b"slabs",
+                         b"lru", b"cache_memlimit", b"misbehave"])
+TOKENS = st.sampled_from([b"k", b"1", b"0", b"-1", b"4294967296", b"18446744073709551616", b"x",
+                          b"noreply", b"+3", b"k" * 251, b"\xff\x10", b"2", b"on", b"all"])
+
+
+@st.composite
+def classic_requests(draw) -> bytes:
+    line = b" ".join([draw(VERBS)] + draw(st.lists(TOKENS, max_size=6)))
+    if draw(st.booleans()):  # a data block, announced or not
+        line += b"\r\n" + draw(st.sampled_from([b"", b"1", b"abc", b"12345"]))
+    return line + b"\r\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(classic_requests(), min_size=1, max_size=8))
+def test_any_classic_conversation_is_answered_or_closed(requests):
+    """Whatever the tokens, no request escapes as an exception; the connection either closes
+    (as memcached closes) or answers a final version, after swallowing any announced block."""
+    machine, session = new_machine()
+    data = b"".join(requests) + b"\r\n" * 8 + b"version\r\n"
+    while machine.receive(data):
+        data = b""
+    assert session.close_now or b"".join(session.out).endswith(b"VERSION 1.6.18\r\n")

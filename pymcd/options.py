@@ -101,7 +101,22 @@ def parse_arguments(argv: Sequence[str]) -> Settings:
         settings.tcp_port = numeric_port
     settings.tcp_port_given = numeric_port is not None
     _check_item_size(settings)
+    _check_sasl(settings, any(flag in ("-B", "--protocol") for flag, _ in options))
     return settings
+
+
+def _check_sasl(settings: Settings, protocol_given: bool) -> None:
+    """memcached's -S rules: SASL is binary-only, so -S implies -B binary and excludes UDP."""
+    if not settings.sasl:
+        return
+    if not protocol_given:
+        settings.binding_protocol = "binary"
+    elif settings.binding_protocol != "binary":
+        raise UsageError("ERROR: You cannot allow the ASCII protocol while using SASL.",
+                         exit_code=64)
+    if settings.udp_port:
+        raise UsageError("ERROR: Cannot enable UDP while using binary SASL authentication.",
+                         exit_code=64)
 
 
 def _apply_flag(settings: Settings, key: str, value: str) -> None:

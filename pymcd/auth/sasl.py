@@ -25,12 +25,16 @@ from typing import Dict, Optional, Tuple, Type
 
 PASSWORD_FILE_VARIABLE = "MEMCACHED_SASL_PWDB"
 
-# What a mechanism step concluded, as Cyrus's SASL_OK / SASL_CONTINUE / failure codes.
-OK = "ok"
-CONTINUE = "continue"
-FAILED = "failed"
+# What a mechanism step concluded, as Cyrus's result codes (memcached's -v trace prints them):
+# SASL_OK, SASL_CONTINUE, and the failures SASL_BADAUTH, SASL_NOMECH and SASL_BADPROT.
+OK = 0
+CONTINUE = 1
+BAD_AUTH = -13
+NO_MECHANISM = -4
+BAD_PROTOCOL = -5
 
-Outcome = Tuple[str, bytes]
+# A result code and the data to send back (a challenge while the exchange continues).
+Outcome = Tuple[int, bytes]
 
 
 def password_file_path(configured: Optional[str]) -> Optional[str]:
@@ -80,7 +84,7 @@ class Mechanism:
 
     def step(self, data: bytes) -> Outcome:
         """A further client message; only mechanisms with several rounds accept one."""
-        return FAILED, b""
+        return BAD_PROTOCOL, b""
 
 
 class Plain(Mechanism):
@@ -95,12 +99,12 @@ class Plain(Mechanism):
     def start(self, data: bytes) -> Outcome:
         parts = data.split(b"\0")
         if len(parts) != 3:
-            return FAILED, b""
+            return BAD_PROTOCOL, b""
         authzid, user, password = parts
         self.user = user
         if authzid and authzid != user:
-            return FAILED, b""
-        return (OK if self.passwords.check(user, password) else FAILED), b""
+            return BAD_AUTH, b""
+        return (OK if self.passwords.check(user, password) else BAD_AUTH), b""
 
 
 class CramMD5(Mechanism):
@@ -119,7 +123,7 @@ class CramMD5(Mechanism):
 
     def step(self, data: bytes) -> Outcome:
         if not self.challenge:
-            return FAILED, b""
+            return BAD_PROTOCOL, b""
         user, space, digest = data.rpartition(b" ")
         self.user = user
         stored = self.passwords.password_for(user) if space else None
@@ -127,7 +131,7 @@ class CramMD5(Mechanism):
         expected = hmac.new(key, self.challenge, "md5").hexdigest().encode()
         self.challenge = b""
         matches = hmac.compare_digest(digest.lower(), expected)
-        return (OK if stored is not None and matches else FAILED), b""
+        return (OK if stored is not None and matches else BAD_AUTH), b""
 
 
 MECHANISMS: Dict[bytes, Type[Mechanism]] = {
@@ -155,7 +159,7 @@ class SaslServer:
         if factory is None:
             self.exchange = None
             self.exchange_done()
-            return FAILED, b""
+            return NO_MECHANISM, b""
         self.exchange = factory(self.passwords)
         outcome = self.exchange.start(data)
         if outcome[0] != CONTINUE:
@@ -165,7 +169,7 @@ class SaslServer:
     def step(self, data: bytes) -> Outcome:
         """SASL_STEP: continue the exchange SASL_AUTH started; without one it fails."""
         if self.exchange is None:
-            return FAILED, b""
+            return BAD_PROTOCOL, b""
         outcome = self.exchange.step(data)
         if outcome[0] != CONTINUE:
             self.exchange_done()

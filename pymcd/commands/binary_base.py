@@ -16,9 +16,10 @@ from pymcd.protocol.binary import (
     BinaryRequest,
     IBinaryValueCommand,
     Status,
-    error_response,
     pack_response,
     protocol_error,
+    respond,
+    send_error,
 )
 
 
@@ -68,10 +69,10 @@ def succeed(session, request: BinaryRequest, extras: bytes = b"", key: bytes = b
             value: bytes = b"", cas: int = 0) -> None:
     """memcached's write_bin_response: a success reply, which quiet requests leave out."""
     if not request.quiet:
-        session.out.append(pack_response(request.opcode, request.opaque, Status.SUCCESS, extras,
-                                         key, value, cas))
+        respond(session, pack_response(request.opcode, request.opaque, Status.SUCCESS, extras,
+                                       key, value, cas))
 
 
-def fail(session, request: BinaryRequest, status: int) -> None:
+def fail(session, request: BinaryRequest, status: int, text: Optional[bytes] = None) -> None:
     """memcached's write_bin_error: sent for quiet requests too."""
-    session.out.append(error_response(request, status))
+    send_error(session, request, status, text)

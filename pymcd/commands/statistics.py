@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from pymcd.commands.base import BAD_FORMAT, ERROR, TextCommand
 from pymcd.protocol.numbers import parse_u32
-from pymcd.stats import render_stats
+from pymcd.stats import Stat, render_stats
 
 DETAIL_USAGE = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"
 CACHEDUMP_NOT_ALLOWED = b"CLIENT_ERROR stats cachedump not allowed\r\n"
 MAX_CLASS_ID = 64
+
+
+# ``stats <section>``'s key/values for the sub-statistics both protocols serve: one source for
+# the text and binary STAT commands.
+SECTIONS: Dict[bytes, Callable[[Any], List[Stat]]] = {
+    b"settings": lambda server: server.settings_stats(),
+    b"slabs": lambda server: server.store.slabs_stats(),
+    b"items": lambda server: server.store.items_stats(),
+    b"sizes": lambda server: server.store.sizes_stats(),
+}
 
 
 class Stats(TextCommand):
@@ -21,7 +31,6 @@ class Stats(TextCommand):
 
     def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
         server = session.server
-        store = session.store
         if len(tokens) == 1:
             session.out.append(render_stats(server.general_stats()))
             return
@@ -31,14 +40,8 @@ class Stats(TextCommand):
             session.reply(b"RESET\r\n")
         elif section == b"detail":
             self._detail(session, tokens[2] if len(tokens) > 2 else b"")
-        elif section == b"settings":
-            session.out.append(render_stats(server.settings_stats()))
-        elif section == b"slabs":
-            session.out.append(render_stats(store.slabs_stats()))
-        elif section == b"items":
-            session.out.append(render_stats(store.items_stats()))
-        elif section == b"sizes":
-            session.out.append(render_stats(store.sizes_stats()))
+        elif section in SECTIONS:
+            session.out.append(render_stats(SECTIONS[section](server)))
         elif section == b"conns":
             session.out.append(render_stats(server.connection_stats(session)))
         elif section == b"cachedump":

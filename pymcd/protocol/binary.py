@@ -15,7 +15,7 @@ serving the opcode.
 from __future__ import annotations
 
 import struct
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from pymcd.interfaces import IBinaryCommand
 from pymcd.session import Session
@@ -128,7 +128,7 @@ class BinaryRequest:
     """
 
     __slots__ = ("opcode", "datatype", "vbucket", "bodylen", "opaque", "cas", "extras", "key",
-                 "value", "quiet")
+                 "value", "quiet", "flushes")
 
     def __init__(self, opcode: int, extras: bytes = b"", key: bytes = b"", value: bytes = b"",
                  cas: int = 0, opaque: int = 0, bodylen: Optional[int] = None,
@@ -143,6 +143,9 @@ class BinaryRequest:
         self.opaque = opaque
         self.bodylen = len(extras) + len(key) + len(value) if bodylen is None else bodylen
         self.quiet = opcode in QUIET_OF
+        # Whether memcached writes the replies so far at once after this request (conn_mwrite:
+        # errors and NOOP), so that they reach the client even if a later request is garbage.
+        self.flushes = False
 
     @property
     def value_length(self) -> int:
@@ -176,6 +179,67 @@ def error_response(request: BinaryRequest, status: int, text: Optional[bytes] = 
                          value=ERROR_TEXT[status] if text is None else text)
 
 
+class BinaryResponse(NamedTuple):
+    """One response packet as a client reads it."""
+
+    opcode: int
+    status: int
+    opaque: int
+    cas: int
+    extras: bytes
+    key: bytes
+    value: bytes
+
+
+def parse_responses(data: bytes) -> Tuple[List[BinaryResponse], bytes]:
+    """Split ``data`` into whole response packets and the incomplete rest (for clients, tests)."""
+    packets = []
+    pos = 0
+    while len(data) - pos >= HEADER_SIZE:
+        (_, opcode, keylen, extlen, _, status, bodylen, opaque,
+         cas) = HEADER.unpack_from(data, pos)
+        end = pos + HEADER_SIZE + bodylen
+        if end > len(data):
+            break
+        key_start = pos + HEADER_SIZE + extlen
+        value_start = key_start + keylen
+        packets.append(BinaryResponse(opcode, status, opaque, cas,
+                                      data[pos + HEADER_SIZE:key_start],
+                                      data[key_start:value_start], data[value_start:end]))
+        pos = end
+    return packets, data[pos:]
+
+
+def trace_header(session: Session, incoming: bool, header: bytes) -> None:
+    """memcached's -vv dump of a request or response header, four bytes a line."""
+    server = session.server
+    if incoming:
+        server.trace("<%d Read binary protocol data:" % session.conn_id)
+        prefix = "<%d   " % session.conn_id
+    else:
+        server.trace(">%d Writing bin response:" % session.conn_id)
+        prefix = ">%d  " % session.conn_id
+    for start in range(0, HEADER_SIZE, 4):
+        server.trace(prefix + "".join(" 0x%02x" % byte for byte in header[start:start + 4]))
+
+
+def respond(session: Session, packet: bytes) -> None:
+    """Queue a response packet (traced at -vv as memcached's add_bin_header does)."""
+    if session.server.verbose > 1:
+        trace_header(session, False, packet[:HEADER_SIZE])
+    session.out.append(packet)
+
+
+def send_error(session: Session, request: BinaryRequest, status: int,
+               text: Optional[bytes] = None) -> None:
+    """memcached's write_bin_error, sent for quiet requests too."""
+    if session.server.verbose > 1:
+        shown = ERROR_TEXT[status] if text is None else text
+        session.server.trace(">%d Writing an error: %s" % (session.conn_id, shown.decode("latin-1")))
+    respond(session, error_response(request, status, text))
+    request.flushes = True
+
+
 class IBinaryValueCommand(IBinaryCommand):
     """A binary command that validates its request before the machine reads the value.
 
@@ -195,7 +259,7 @@ class IBinaryValueCommand(IBinaryCommand):
 
 def protocol_error(session: Session, request: BinaryRequest) -> None:
     """A request whose shape is wrong for its opcode: ``Invalid arguments``, then close."""
-    session.out.append(error_response(request, Status.EINVAL))
+    send_error(session, request, Status.EINVAL)
     if session.server.verbose:
         session.server.trace("Protocol error (opcode %02x), close connection %d"
                              % (request.opcode, session.conn_id))
@@ -246,6 +310,8 @@ class BinaryMachine:
                 server.trace("%d: Client using the binary protocol" % session.conn_id)
         session.last_cmd_time = session.store.now
         budget = self.requests_per_event
+        # How many of session.out's replies memcached would have written already.
+        written = 0
         pos = 0
         size = len(data)
         while pos < size:
@@ -258,6 +324,8 @@ class BinaryMachine:
                 request.value = data[pos:pos + length]
                 pos += length
                 command.execute(session, request)
+                if request.flushes:
+                    written = len(session.out)
                 if self._stopped():
                     return False
                 continue
@@ -274,10 +342,14 @@ class BinaryMachine:
                 break
             (magic, opcode, keylen, extlen, datatype, vbucket, bodylen, opaque,
              cas) = HEADER.unpack_from(data, pos)
+            if server.verbose > 1:
+                trace_header(session, True, data[pos:pos + HEADER_SIZE])
             if magic != REQUEST_MAGIC:
                 if server.verbose:
                     server.trace("Invalid magic:  %x" % magic)
-                session.close()
+                # conn_closing: replies memcached had not written yet are dropped.
+                del session.out[written:]
+                session.quit()
                 self._done = True
                 return False
             frame_end = pos + HEADER_SIZE + extlen + keylen
@@ -291,6 +363,8 @@ class BinaryMachine:
                                     datatype, vbucket)
             pos = frame_end
             self._dispatch(request, keylen, extlen, bodylen)
+            if request.flushes:
+                written = len(session.out)
             if self._stopped():
                 return False
         if pos < size:
@@ -300,22 +374,29 @@ class BinaryMachine:
     def _dispatch(self, request: BinaryRequest, keylen: int, extlen: int, bodylen: int) -> None:
         """memcached's dispatch_bin_command: the checks every opcode shares, then its command."""
         session = self.session
+        server = session.server
         if keylen > bodylen or keylen + extlen > bodylen:
-            session.out.append(error_response(request, Status.UNKNOWN_COMMAND))
+            send_error(session, request, Status.UNKNOWN_COMMAND)
             session.quit()
             return
         command = self.commands.get(request.opcode)
-        if (session.server.settings.sasl and not session.authenticated
-                and not (command is not None and command.allowed_before_auth)):
-            session.out.append(error_response(request, Status.AUTH_ERROR))
-            session.quit()
-            return
+        if server.settings.sasl:
+            allowed = session.authenticated or (command is not None
+                                                and command.allowed_before_auth)
+            if server.verbose > 1:
+                server.trace("authenticated() in cmd 0x%02x is %s"
+                             % (request.opcode, "true" if allowed else "false"))
+            if not allowed:
+                send_error(session, request, Status.AUTH_ERROR)
+                session.quit()
+                return
         if keylen > KEY_MAX_LENGTH:
             protocol_error(session, request)
             return
         if command is None:
-            # memcached discards a body as long as the whole one announced, key included.
-            session.out.append(error_response(request, Status.UNKNOWN_COMMAND))
+            # The extras and key are read already; memcached then discards as many bytes as
+            # the whole body announced, so a body with a key eats into the next request.
+            send_error(session, request, Status.UNKNOWN_COMMAND)
             session.swallow(bodylen)
             return
         if not IBinaryValueCommand.providedBy(command):

@@ -1,0 +1,57 @@
+"""INCREMENT and DECREMENT (and their quiet forms): counters with an initial value.
+
+Unlike the text protocol's incr, a binary increment of a missing key creates it with the
+request's initial value, unless the expiration is 0xffffffff, memcached's "do not create".
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pymcd.commands.binary_base import BinaryCommand, fail, succeed
+from pymcd.protocol.binary import BinaryRequest, Opcode, Status
+from pymcd.store import outcomes
+
+# delta, initial value, expiration.
+DELTA_EXTRAS = struct.Struct(">QQI")
+SIGNED_DELTA_EXTRAS = struct.Struct(">qQi")
+COUNTER = struct.Struct(">Q")
+DO_NOT_CREATE = 0xFFFFFFFF
+OUT_OF_MEMORY = b"Out of memory incrementing value"
+
+
+class Delta(BinaryCommand):
+    """One counter opcode pair."""
+
+    extras_lengths = (DELTA_EXTRAS.size,)
+    key_required = True
+
+    def __init__(self, names: tuple, incr: bool) -> None:
+        self.names = names
+        self.incr = incr
+
+    def execute(self, session, request: BinaryRequest) -> None:
+        delta, initial, expiration = DELTA_EXTRAS.unpack(request.extras)
+        server = session.server
+        if server.verbose > 1:
+            # memcached prints the delta and expiration as signed numbers.
+            signed_delta, _, signed_expiration = SIGNED_DELTA_EXTRAS.unpack(request.extras)
+            server.trace("incr %s %d, %d, %d" % (
+                request.key.decode("latin-1"), signed_delta, initial, signed_expiration))
+        result, number, cas = session.store.delta(
+            request.key, self.incr, delta,
+            None if expiration == DO_NOT_CREATE else initial, expiration, request.cas)
+        if result == outcomes.DELTA_OK:
+            succeed(session, request, value=COUNTER.pack(number), cas=cas)
+        elif result == outcomes.DELTA_NON_NUMERIC:
+            fail(session, request, Status.DELTA_BADVAL)
+        elif result == outcomes.EXISTS:
+            fail(session, request, Status.KEY_EEXISTS)
+        elif result == outcomes.NO_MEMORY:
+            fail(session, request, Status.ENOMEM, OUT_OF_MEMORY)
+        else:
+            fail(session, request, Status.KEY_ENOENT)
+
+
+INCREMENT = Delta((Opcode.INCREMENT, Opcode.INCREMENTQ), incr=True)
+DECREMENT = Delta((Opcode.DECREMENT, Opcode.DECREMENTQ), incr=False)

@@ -1,0 +1,76 @@
+"""GET, GETK, TOUCH, GAT, GATK and their quiet forms: reading (and touching) items over binary.
+
+memcached serves them all with one handler (``process_bin_get_or_touch``); the variants differ in
+three choices, which are the constructor's parameters here. A quiet variant is silent only on a
+miss: its hits are always sent, which is what makes GETKQ pipelines closed by a NOOP work.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pymcd.commands.binary_base import BinaryCommand, fail
+from pymcd.protocol.binary import (
+    BinaryRequest,
+    Opcode,
+    Status,
+    pack_response,
+    respond,
+)
+
+FLAGS = struct.Struct(">I")
+EXPIRATION = struct.Struct(">I")
+
+
+class Retrieve(BinaryCommand):
+    """One get-or-touch opcode pair: ``touch`` takes an expiration, ``with_key`` echoes the key,
+    ``with_value`` sends the value (all but TOUCH)."""
+
+    key_required = True
+
+    def __init__(self, names: tuple, touch: bool, with_key: bool, with_value: bool = True) -> None:
+        self.names = names
+        self.touch = touch
+        self.with_key = with_key
+        self.with_value = with_value
+        if touch:
+            # memcached does not check the body length of touches: extra bytes are parsed as
+            # the next request.
+            self.extras_lengths = (EXPIRATION.size,)
+            self.value_allowed = True
+
+    def execute(self, session, request: BinaryRequest) -> None:
+        key = request.key
+        store = session.store
+        server = session.server
+        if server.verbose > 1:
+            server.trace("<%d %s %s" % (session.conn_id, "TOUCH" if self.touch else "GET",
+                                         key.decode("latin-1")))
+        if self.touch:
+            hit = store.gat(key, EXPIRATION.unpack(request.extras)[0])
+        else:
+            hit = store.get(key)
+        if hit is None:
+            self._miss(session, request)
+            return
+        flags, value, cas = hit
+        respond(session, pack_response(
+            request.opcode, request.opaque, Status.SUCCESS, FLAGS.pack(flags),
+            key if self.with_key else b"", value if self.with_value else b"", cas))
+
+    def _miss(self, session, request: BinaryRequest) -> None:
+        """Quiet misses say nothing; GETK/GATK misses carry the key instead of ``Not found``."""
+        if request.quiet:
+            return
+        if self.with_key:
+            respond(session, pack_response(request.opcode, request.opaque, Status.KEY_ENOENT,
+                                           key=request.key))
+        else:
+            fail(session, request, Status.KEY_ENOENT)
+
+
+GET = Retrieve((Opcode.GET, Opcode.GETQ), touch=False, with_key=False)
+GETK = Retrieve((Opcode.GETK, Opcode.GETKQ), touch=False, with_key=True)
+GAT = Retrieve((Opcode.GAT, Opcode.GATQ), touch=True, with_key=False)
+GATK = Retrieve((Opcode.GATK, Opcode.GATKQ), touch=True, with_key=True)
+TOUCH = Retrieve((Opcode.TOUCH,), touch=True, with_key=False, with_value=False)

@@ -1,0 +1,41 @@
+"""The reactor pymcd-slap's workers run on: Twisted's epoll reactor without per-event logging.
+
+Twisted's ``doPoll`` wraps every readiness event in ``log.callWithLogger`` (a logging context
+for the selectable). A load generator handles one event per operation and logs nothing per
+event, and the wrapper cost a fifth of the client's time at 80k ops/s (measured with cProfile);
+``_doReadOrWrite`` still catches and logs whatever a protocol raises.
+"""
+
+from __future__ import annotations
+
+import errno
+import sys
+
+
+def install() -> None:
+    """Install the lean reactor unless a reactor is already in use (tests, other programs)."""
+    if "twisted.internet.reactor" in sys.modules:
+        return
+    try:
+        from twisted.internet.epollreactor import EPollReactor
+    except ImportError:  # not Linux: Twisted's default reactor
+        return
+    from twisted.internet.main import installReactor
+
+    class LeanEPollReactor(EPollReactor):
+        def doPoll(self, timeout):
+            try:
+                events = self._poller.poll(-1 if timeout is None else timeout,
+                                           len(self._selectables))
+            except OSError as error:
+                if error.errno == errno.EINTR:
+                    return
+                raise
+            selectables = self._selectables
+            handle = self._doReadOrWrite
+            for fd, event in events:
+                selectable = selectables.get(fd)
+                if selectable is not None:
+                    handle(selectable, fd, event)
+
+    installReactor(LeanEPollReactor())

@@ -10,12 +10,14 @@ from __future__ import annotations
 import itertools
 from typing import Callable, Dict, List, Optional, Set
 
+from pymcd.auth.authfile import AuthTable
 from pymcd.commands.registry import CommandRegistry
 from pymcd.logger import emit_trace
 from pymcd.session import Session
 from pymcd.settings import Settings, settings_stats
 from pymcd.stats import ServerStats, Stat, merge_in_order
 from pymcd.store import Store
+from pymcd.watching import EventLog
 
 # Descriptors memcached sets aside from -c for itself (listeners, pipes, threads): the first
 # rejected client under `-c 30` is the sixth, on memcached and on pymcd.
@@ -42,6 +44,9 @@ class ServerContext:
         self.request_shutdown: Callable[[bool], None] = lambda graceful: None
         self.trace = emit_trace
         self.tls = None  # the ServerTLSContext when -Z is on
+        self.event_log = EventLog(store, settings.watcher_logbuf_size)
+        # -Y's users; SIGHUP reloads them (see pymcd.server.assembly).
+        self.auth_table = AuthTable(settings.auth_file) if settings.auth_file else None
 
     def open_session(self, counted: bool = True, **kwargs) -> Session:
         """Register a new connection; ``counted`` ones are clients in the connection stats."""
@@ -58,6 +63,8 @@ class ServerContext:
 
     def close_session(self, session: Session) -> None:
         self.sessions.pop(session.conn_id, None)
+        if session.watcher is not None:
+            session.watcher.close()
         if session.conn_id in self._client_ids:
             self._client_ids.discard(session.conn_id)
             self.stats.curr_connections -= 1
@@ -99,6 +106,7 @@ class ServerContext:
         ]
         if self.tls is not None:
             sources.append(self.stats.tls(settings.ssl_min_version, self.tls.loaded_at))
+        sources.append(self.event_log.stats())
         return merge_in_order(sources)
 
     def settings_stats(self) -> List[Stat]:
@@ -107,3 +115,4 @@ class ServerContext:
     def reset_stats(self) -> None:
         self.stats.reset()
         self.store.reset_stats()
+        self.event_log.reset_stats()

@@ -102,7 +102,27 @@ def parse_arguments(argv: Sequence[str]) -> Settings:
     settings.tcp_port_given = numeric_port is not None
     _check_item_size(settings)
     _check_sasl(settings, any(flag in ("-B", "--protocol") for flag, _ in options))
+    if settings.auth_file:
+        _check_ascii_auth(settings, any(flag in ("-B", "--protocol") for flag, _ in options))
     return settings
+
+
+def _check_ascii_auth(settings: Settings, protocol_given: bool) -> None:
+    """-Y pins the text protocol, refuses UDP and must name a readable file, as in memcached."""
+    from pymcd.auth.authfile import AuthFileError, read_entries
+
+    if not protocol_given:
+        settings.binding_protocol = "ascii"
+    elif settings.binding_protocol != "ascii":
+        raise UsageError("ERROR: You cannot allow the BINARY protocol while using ascii "
+                         "authentication tokens.", exit_code=64)
+    if settings.udp_port:
+        raise UsageError("Cannot use UDP with ascii authentication enabled (-U 0 to disable)",
+                         exit_code=64)
+    try:
+        read_entries(settings.auth_file)
+    except AuthFileError as error:
+        raise UsageError(str(error))
 
 
 def _check_sasl(settings: Settings, protocol_given: bool) -> None:

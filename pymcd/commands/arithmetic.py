@@ -7,6 +7,7 @@ from typing import List, Optional
 from pymcd.commands.base import NOT_FOUND, TextCommand, key_and_number
 from pymcd.protocol.numbers import parse_u64
 from pymcd.store import outcomes
+from pymcd.watching import log_lookup
 
 INVALID_DELTA = b"CLIENT_ERROR invalid numeric delta argument\r\n"
 NON_NUMERIC = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
@@ -27,6 +28,8 @@ class Delta(TextCommand):
         if parsed is None:
             return
         key, delta = parsed
+        if session.server.event_log.flags:
+            log_lookup(session, key)
         result, number, _ = session.store.delta(key, self.incr, delta)
         if result == outcomes.DELTA_OK:
             session.reply(b"%d\r\n" % number)

@@ -30,6 +30,7 @@ from pymcd.protocol.meta_flags import (
 from pymcd.protocol.numbers import INT32_MAX, parse_i32
 from pymcd.store import outcomes
 from pymcd.store.items import SEGMENTS, TOKEN_SENT
+from pymcd.watching import log_lookup, log_store
 
 CRLF = b"\r\n"
 UINT32 = 2**32
@@ -102,6 +103,8 @@ class MetaCommand(TextCommand):
                 if self.flag_error is None:
                     raise
                 raise MetaRequestError(self.flag_error) from refused
+            if session.server.event_log.flags:
+                log_lookup(session, flags.key)
             self.run(session, flags)
         except MetaRequestError as refused:
             session.error(refused.reply + CRLF)
@@ -270,6 +273,9 @@ class MetaSet(TextCommand):
         allow_stale = flags.set_stale and mode == outcomes.CAS
         previous = store.peek(key) if allow_stale else None
         trace_lookup(session, key)
+        watching = session.server.event_log.flags
+        if watching:
+            log_lookup(session, key)
         if cas and mode in (outcomes.APPEND, outcomes.PREPEND):
             result, new_cas = self._concatenate_if_cas_matches(store, mode, flags, value)
         else:
@@ -277,6 +283,8 @@ class MetaSet(TextCommand):
                 mode, key, flags.client_flags, flags.ttl or 0, value, cas,
                 new_cas=flags.new_cas, allow_stale=allow_stale, key_binary=flags.key_binary,
             )
+        if watching:
+            log_store(session, key, result, mode, flags.client_flags, flags.ttl or 0, len(value))
         if result in (outcomes.TOO_LARGE, outcomes.NO_MEMORY):
             store.unlink(key)
             session.error(TOO_LARGE if result == outcomes.TOO_LARGE else NO_MEMORY)

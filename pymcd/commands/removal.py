@@ -16,6 +16,7 @@ from pymcd.commands.base import (
 )
 from pymcd.protocol.numbers import parse_i32
 from pymcd.store import outcomes
+from pymcd.watching import log_lookup
 
 DELETED = b"DELETED\r\n"
 TOUCHED = b"TOUCHED\r\n"
@@ -44,6 +45,8 @@ class Delete(TextCommand):
             session.reply(BAD_FORMAT)
             return
         trace_lookup(session, key)
+        if session.server.event_log.flags:
+            log_lookup(session, key)
         if session.store.delete(key) == outcomes.DELETED:
             session.reply(DELETED)
         else:
@@ -61,6 +64,8 @@ class Touch(TextCommand):
         if parsed is None:
             return
         key, exptime = parsed
+        if session.server.event_log.flags:
+            log_lookup(session, key)
         session.reply(TOUCHED if session.store.touch(key, exptime) else NOT_FOUND)
 
 

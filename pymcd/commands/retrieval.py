@@ -6,6 +6,7 @@ from typing import List, Optional
 
 from pymcd.commands.base import BAD_FORMAT, END, INVALID_EXPTIME, KEY_MAX_LENGTH, TextCommand
 from pymcd.protocol.numbers import parse_i32
+from pymcd.watching import FETCHERS, logged_fetch
 
 
 class Retrieve(TextCommand):
@@ -31,6 +32,9 @@ class Retrieve(TextCommand):
             keys = tokens[1:]
         out = session.out
         verbose = session.server.verbose
+        fetch = (lambda key: store.gat(key, exptime)) if self.touch else store.get
+        if session.server.event_log.flags & FETCHERS:
+            fetch = logged_fetch(session, fetch)
         for key in keys:
             if len(key) > KEY_MAX_LENGTH:
                 # memcached kills every response stacked since the last write, not only this
@@ -38,7 +42,7 @@ class Retrieve(TextCommand):
                 del out[session.flushed:]
                 session.reply(BAD_FORMAT)
                 return
-            hit = store.gat(key, exptime) if self.touch else store.get(key)
+            hit = fetch(key)
             if verbose > 1:
                 self._trace_key(session, key, hit is not None)
             if hit is not None:

@@ -12,6 +12,7 @@ from pymcd.commands.base import (
 )
 from pymcd.protocol.numbers import UINT32_MAX, parse_storage_numbers, parse_u64
 from pymcd.store import outcomes
+from pymcd.watching import log_lookup, log_store
 
 TOO_LARGE = b"SERVER_ERROR object too large for cache\r\n"
 NO_MEMORY = b"SERVER_ERROR out of memory storing object\r\n"
@@ -53,6 +54,8 @@ class Store(TextCommand):
         store = session.store
         if not store.item_size_ok(len(key), length, flags):
             store.count_too_large()
+            if session.server.event_log.flags:
+                log_store(session, key, outcomes.TOO_LARGE, self.mode, flags, 0, 0)
             session.reply(TOO_LARGE)
             session.swallow(length + 2)
             if self.mode == outcomes.SET:
@@ -64,10 +67,15 @@ class Store(TextCommand):
         key = tokens[1]
         if session.server.verbose > 2:
             trace_lookup(session, key)
+        watching = session.server.event_log.flags
+        if watching:
+            log_lookup(session, key)
+        flags, exptime = int(tokens[2]) & UINT32_MAX, int(tokens[3])
         result, _ = session.store.store(
-            self.mode, key, int(tokens[2]) & UINT32_MAX, int(tokens[3]), value,
-            int(tokens[5]) if self.with_cas else 0,
+            self.mode, key, flags, exptime, value, int(tokens[5]) if self.with_cas else 0,
         )
+        if watching:
+            log_store(session, key, result, self.mode, flags, exptime, len(value))
         session.reply(REPLIES[result])
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Dict, List
 
+from pymcd.auth.ascii_handshake import AsciiAuthHandshake
 from pymcd.commands.base import ERROR
 from pymcd.commands.registry import TextDispatch
 from pymcd.protocol.states import StateTrace
@@ -42,12 +43,21 @@ class TextMachine:
         self._pending = None
         self._announced = False
         self.states = StateTrace(session)
+        # -Y: nothing is parsed as a command until the connection authenticates.
+        self.handshake = None
+        if session.server.settings.auth_file and not session.authenticated:
+            self.handshake = AsciiAuthHandshake(session)
 
     def receive(self, data: bytes) -> bool:
         """Consume ``data``; return True if work is left because the request budget ran out.
 
         Call again with ``b""`` to continue after yielding.
         """
+        if self.handshake is not None:
+            data = self.handshake.receive(data)
+            if data is None:
+                return False
+            self.handshake = None
         if self._want:
             if data:
                 self._parts.append(data)

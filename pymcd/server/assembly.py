@@ -68,6 +68,16 @@ class PymcdService(service.MultiService):
         from twisted.internet import reactor
 
         signal.signal(signal.SIGUSR1, lambda *_: reactor.callFromThread(self.shutdown, True))
+        signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(self._reload_auth))
+
+    def _reload_auth(self) -> None:
+        """SIGHUP: re-read the -Y file; connections already authenticated stay so.
+
+        As in memcached, SIGHUP never stops the server, with or without -Y.
+        """
+        table = self.context.auth_table
+        if table is not None and not table.reload():
+            log.warn("could not reload the auth file {path}", path=table.path)
 
     @inlineCallbacks
     def shutdown(self, graceful: bool) -> Deferred:

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional
 from OpenSSL import SSL
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
@@ -20,6 +21,7 @@ from pymcd.context import ServerContext
 from pymcd.protocol.negotiate import machine_for
 from pymcd.protocol.states import StateTrace
 from pymcd.session import Session
+from pymcd.watching import CONNEVENTS
 
 TOO_MANY_CONNECTIONS = b"ERROR Too many open connections\r\n"
 
@@ -29,6 +31,8 @@ class MemcacheStreamProtocol(protocol.Protocol):
 
     session: Optional[Session] = None
     machine = None
+    # Why the server hung up, for watchers' conn_close lines (memcached's close reasons).
+    close_reason: Optional[str] = None
 
     def __init__(self, server: ServerContext, clock: IReactorTime) -> None:
         self.server = server
@@ -50,6 +54,8 @@ class MemcacheStreamProtocol(protocol.Protocol):
             listen_address=_address(self.transport.getHost()),
         )
         self.factory.connections[self.session.conn_id] = self
+        if server.event_log.flags & CONNEVENTS:
+            self._log_connection(True)
         if server.verbose > 1:
             server.trace("<%d new auto-negotiating client connection" % self.session.conn_id)
         if server.verbose > 2:
@@ -96,6 +102,8 @@ class MemcacheStreamProtocol(protocol.Protocol):
             self.transport.write(data)
         if session.close_after_write or session.close_now:
             self.transport.loseConnection()
+        elif session.watcher is not None and not session.watcher.attached:
+            session.watcher.attach(self.transport, self.clock)
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         if reason.check(SSL.Error) and self.machine is None:
@@ -110,8 +118,22 @@ class MemcacheStreamProtocol(protocol.Protocol):
             elif self.server.verbose > 1:
                 self.server.trace("<%d connection closed." % session.conn_id)
             self.server.close_session(session)
+            if self.server.event_log.flags & CONNEVENTS:
+                if self.close_reason is None:
+                    self.close_reason = "normal" if reason.check(ConnectionDone) else "error"
+                self._log_connection(False)
         for waiter in self.closed_waiters:
             waiter.callback(None)
+
+
+    def _log_connection(self, opened: bool) -> None:
+        """conn_new / conn_close for watchers, with memcached's remote address fields."""
+        peer = self.transport.getPeer()
+        host = getattr(peer, "host", None)
+        self.server.event_log.connection(
+            opened, self.session.conn_id, host or "unix", getattr(peer, "port", 0),
+            "tcp" if host is not None else "local", self.close_reason or "normal",
+        )
 
 
 class MemcacheStreamFactory(protocol.Factory):
@@ -135,6 +157,7 @@ class MemcacheStreamFactory(protocol.Factory):
             session = proto.session
             if session.state == "conn_waiting" and now - session.last_cmd_time > idle_timeout:
                 self.server.stats.idle_kicks += 1
+                proto.close_reason = "idle_timeout"
                 if self.server.verbose > 1:
                     self.server.trace("%d: idle timeout" % session.conn_id)
                 proto.transport.loseConnection()
@@ -145,6 +168,7 @@ class MemcacheStreamFactory(protocol.Factory):
         for proto in list(self.connections.values()):
             done = Deferred()
             proto.closed_waiters.append(done)
+            proto.close_reason = "shutdown"
             waiting.append(done)
             proto.transport.loseConnection()
         return DeferredList(waiting)

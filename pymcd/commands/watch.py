@@ -1,0 +1,63 @@
+"""``watch [fetchers|mutations|evictions|connevents|sysevents|rawcmds|proxy*]...``.
+
+The connection stops being a request/reply connection: after ``OK`` it only receives event
+lines (see :mod:`pymcd.watching`) until it disconnects. As memcached takes a watcher's socket
+away from its worker, anything the client sends afterwards, even later in the same read, is
+ignored.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+from pymcd.commands.base import ERROR, OK, TextCommand, wants_noreply
+from pymcd.watching import FETCHERS, WATCH_FLAGS
+
+WATCH_NOT_ALLOWED = b"CLIENT_ERROR watch commands not allowed\r\n"
+PIPELINED = b"ERROR cannot pipeline other commands before watch\r\n"
+TOO_MANY = b"WATCHER_TOO_MANY log watcher limit reached\r\n"
+META_NOOP = b"MN\r\n"
+
+
+def _replies_still_queued(session) -> bool:
+    """Whether memcached would still hold earlier replies of this read unsent.
+
+    memcached writes at once after get-like commands (``session.flushed`` marks how far) and
+    after ``mn``, so only replies queued after the last of those count.
+    """
+    out = session.out
+    return len(out) > session.flushed and out[-1] != META_NOOP
+
+
+class Watch(TextCommand):
+    names = (b"watch",)
+
+    def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
+        wants_noreply(session, tokens)
+        server = session.server
+        if not server.settings.watch_enabled:
+            session.reply(WATCH_NOT_ALLOWED)
+            return
+        if _replies_still_queued(session):
+            session.reply(PIPELINED)
+            return
+        flags = 0
+        for name in tokens[1:]:
+            flag = WATCH_FLAGS.get(name)
+            if flag is None:
+                session.reply(ERROR)
+                return
+            flags |= flag
+        watcher = server.event_log.add_watcher(session.conn_id, flags or FETCHERS)
+        if watcher is None:
+            session.reply(TOO_MANY)
+            return
+        session.reply(OK)
+        session.watcher = watcher
+        session.state = "conn_watch"
+        # Whatever the client sends from now on is read and dropped.
+        session.swallow(sys.maxsize)
+
+
+WATCH = Watch()

@@ -88,8 +88,13 @@ def _temporary_ttl(settings: Settings, value: Optional[str]) -> None:
     settings.store.temp_lru = True
 
 
-def _no_lru_maintainer(settings: Settings, value: Optional[str]) -> None:
-    settings.store.lru_segmented = False
+def _lru_maintainer(on: bool) -> Setter:
+    """The maintainer thread and the segmented LRU go together on the command line."""
+
+    def setter(settings: Settings, value: Optional[str]) -> None:
+        settings.store.lru_maintainer = settings.store.lru_segmented = on
+
+    return setter
 
 
 def _ssl_verify_mode(settings: Settings, value: Optional[str]) -> None:
@@ -140,8 +145,8 @@ OPTIONS: Dict[str, Setter] = {
     "lru_crawler_tocrawl": _number("lru_crawler_tocrawl", "Missing lru_crawler_tocrawl value",
                                    lambda n: 0 <= n < 2**32,
                                    "lru_crawler_tocrawl takes a numeric 32bit value"),
-    "lru_maintainer": _switch("lru_segmented", True),
-    "no_lru_maintainer": _no_lru_maintainer,
+    "lru_maintainer": _lru_maintainer(True),
+    "no_lru_maintainer": _lru_maintainer(False),
     "hot_lru_pct": _number("hot_lru_pct", "Missing hot_lru_pct argument", lambda n: 1 < n < 80,
                            "hot_lru_pct must be > 1 and < 80"),
     "warm_lru_pct": _number("warm_lru_pct", "Missing warm_lru_pct argument", lambda n: 1 < n < 80,

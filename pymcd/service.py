@@ -1,9 +1,9 @@
 """The store as a Twisted Service: its clock and its background maintainers.
 
 memcached runs a clock and three background threads (LRU maintainer, LRU crawler, slab
-automover). Here each is a reactor-timed loop: the clock is a plain LoopingCall, while each
-maintainer reports how long it wants to sleep after every step (memcached's threads pace
-themselves the same way), so they are ``callLater`` chains rather than fixed-interval loops.
+rebalancer with its automover). Here each is a ``LoopingCall`` on the reactor. memcached's
+threads pace themselves (the maintainer sleeps longer while there is nothing to move), so each
+step returns how long it wants to sleep and its loop's interval follows.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional
 
 from twisted.application import service
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
 from pymcd.store import Store
@@ -29,28 +29,34 @@ class StoreService(service.Service):
             from twisted.internet import reactor as clock
         self.store = store
         self.clock = clock
-        self._ticker = LoopingCall(store.tick)
-        self._ticker.clock = clock
-        self._pending: Dict[str, IDelayedCall] = {}
+        self.loops: Dict[str, LoopingCall] = {}
+        self._add("clock", self._tick)
+        settings = store.settings
+        if settings.lru_maintainer:
+            self._add("lru_maintainer", store.lru_maintainer_step)
+        self._add("lru_crawler", store.crawler_step)
+        if settings.slab_reassign:
+            self._add("slab_rebalancer", store.rebalancer_step)
+
+    def _tick(self) -> float:
+        self.store.tick()
+        return CLOCK_INTERVAL
+
+    def _add(self, name: str, step: Callable[[], float]) -> None:
+        def run() -> None:
+            loop.interval = step()
+
+        loop = LoopingCall(run)
+        loop.clock = self.clock
+        self.loops[name] = loop
 
     def startService(self) -> None:
         super().startService()
-        self._ticker.start(CLOCK_INTERVAL, now=True)
-        self._schedule("lru_maintainer", self.store.lru_maintainer_step, 0)
-        self._schedule("lru_crawler", self.store.crawler_step, 0)
-        self._schedule("slab_automover", self.store.automove_step, 0)
-
-    def _schedule(self, name: str, step: Callable[[], float], delay: float) -> None:
-        def run() -> None:
-            self._schedule(name, step, step())
-
-        self._pending[name] = self.clock.callLater(delay, run)
+        for loop in self.loops.values():
+            loop.start(CLOCK_INTERVAL, now=True)
 
     def stopService(self) -> None:
         super().stopService()
-        if self._ticker.running:
-            self._ticker.stop()
-        for call in self._pending.values():
-            if call.active():
-                call.cancel()
-        self._pending.clear()
+        for loop in self.loops.values():
+            if loop.running:
+                loop.stop()

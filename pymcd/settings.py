@@ -122,7 +122,7 @@ def settings_stats(settings: Settings, oldest_live: int) -> List[Tuple[str, obje
         ("flush_enabled", _yes_no(s.flush_enabled)),
         ("dump_enabled", _yes_no(st.dump_enabled)),
         ("hash_algorithm", s.hash_algorithm),
-        ("lru_maintainer_thread", _yes_no(st.lru_segmented)),
+        ("lru_maintainer_thread", _yes_no(st.lru_maintainer)),
         ("lru_segmented", _yes_no(st.lru_segmented)),
         ("hot_lru_pct", st.hot_lru_pct),
         ("warm_lru_pct", st.warm_lru_pct),

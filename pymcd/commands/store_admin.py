@@ -92,10 +92,13 @@ class Lru(TextCommand):
                 settings.hot_lru_pct, settings.warm_lru_pct = hot, warm
                 settings.hot_max_factor, settings.warm_max_factor = hot_factor, warm_factor
                 session.reply(OK)
-        elif sub == b"mode" and len(tokens) >= 3 and tokens[2] in (b"flat", b"segmented"):
-            settings.lru_segmented = tokens[2] == b"segmented"
-            session.reply(OK)
-        elif sub == b"temp_ttl" and len(tokens) >= 3:
+        elif sub == b"mode" and len(tokens) >= 3 and settings.lru_maintainer:
+            if tokens[2] in (b"flat", b"segmented"):
+                settings.lru_segmented = tokens[2] == b"segmented"
+                session.reply(OK)
+            else:
+                session.reply(ERROR)
+        elif sub == b"temp_ttl" and len(tokens) >= 3 and settings.lru_maintainer:
             ttl = parse_i32(tokens[2])
             if ttl is None:
                 session.reply(ERROR)
@@ -132,9 +135,10 @@ class LruCrawler(TextCommand):
             else:
                 setattr(store.settings, "lru_crawler_" + sub.decode(), number)
                 session.reply(OK)
-        elif count == 2 and sub in (b"enable", b"disable"):
-            crawler.enabled = sub == b"enable"
-            store.settings.lru_crawler = crawler.enabled
+        elif count == 2 and sub == b"enable":
+            session.reply(OK if crawler.enable() else b"ERROR failed to start lru crawler thread\r\n")
+        elif count == 2 and sub == b"disable":
+            crawler.disable()
             session.reply(OK)
         else:
             session.reply(ERROR)

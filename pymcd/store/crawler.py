@@ -1,8 +1,9 @@
 """The LRU crawler: finds expired items without any client asking for them, and dumps metadata.
 
-memcached runs it as a thread woken by ``lru_crawler crawl`` or by the LRU maintainer; here it is
-a step function the service calls from a LoopingCall, each step checking a bounded number of
-items so that the reactor is never held for long.
+memcached runs it as a thread, started by ``lru_crawler crawl`` or, once a second, by the LRU
+maintainer for every class whose last crawl suggests there is something to reclaim
+(``lru_maintainer_crawler_check``). Here both are step functions the service calls from its
+loops; each crawl step checks a bounded number of items so the reactor is never held for long.
 """
 
 from __future__ import annotations
@@ -10,14 +11,24 @@ from __future__ import annotations
 import string
 from typing import TYPE_CHECKING, List, Optional
 
-from pymcd.store.items import SEGMENTS
+from pymcd.store.items import OFF_LRU, SEGMENTS
+from pymcd.store.slabs import SLOT_BITS
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymcd.store.store import Store
 
 ITEMS_PER_STEP = 500
-MAX_CLASS_ID = 63
+MAX_NUMBER_OF_SLAB_CLASSES = 64
 UNRESERVED = set((string.ascii_letters + string.digits + "-._~").encode())
+# lru_maintainer_crawler_check: at most an hour between crawls, and a TTL histogram by minute.
+MAX_MAINTCRAWL_WAIT = 60 * 60
+HISTOGRAM_MINUTES = 61
+
+OK = "OK"
+BUSY = "BUSY currently processing crawler request"
+BADCLASS = "BADCLASS invalid class id"
+UNKNOWN_ERROR = "ERROR an unknown error happened"
+DISABLED = "CLIENT_ERROR lru crawler disabled"
 
 
 def uriencode(key: bytes) -> str:
@@ -25,100 +36,207 @@ def uriencode(key: bytes) -> str:
     return "".join(chr(b) if b in UNRESERVED else "%%%02X" % b for b in key)
 
 
+class ClassCrawlStats:
+    """What the last crawl of one class saw: how soon another crawl would pay off."""
+
+    __slots__ = ("seen", "noexp", "histogram", "run_complete", "end_time", "next_crawl",
+                 "next_wait")
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.noexp = 0
+        self.histogram = [0] * HISTOGRAM_MINUTES
+        self.run_complete = False
+        self.end_time = 0
+        self.next_crawl = 0
+        self.next_wait = 0
+
+    def start(self) -> None:
+        self.seen = self.noexp = 0
+        self.histogram = [0] * HISTOGRAM_MINUTES
+        self.run_complete = False
+
+
 class Crawler:
-    """Crawl requests waiting for the background steps, and metadump on demand."""
+    """Crawl requests waiting for the background steps, auto-crawl scheduling, and metadump."""
 
     def __init__(self, store: "Store") -> None:
         self.store = store
-        self.enabled = store.settings.lru_crawler
         self.pending: List[int] = []  # classes still to crawl
+        self.automatic = False  # the running crawl was started by the maintainer
         self._current: List[int] = []  # locations left in the class being crawled
         self._current_class = 0
         self._left_in_class = 0
+        self._block_automatic_until = 0
+        self.class_stats = [ClassCrawlStats() for _ in range(MAX_NUMBER_OF_SLAB_CLASSES)]
 
     @property
     def running(self) -> bool:
         return bool(self.pending or self._current)
 
-    def parse_classes(self, spec: bytes) -> Optional[List[int]]:
+    @staticmethod
+    def parse_classes(spec: bytes) -> Optional[List[int]]:
         """``all`` or a comma separated list of class ids; None for a bad id (BADCLASS)."""
         if spec == b"all":
-            return list(range(1, len(self.store.slabs.classes)))
+            return list(range(1, MAX_NUMBER_OF_SLAB_CLASSES))
         classes = []
         for part in spec.split(b","):
-            if not part.isdigit() or not 1 <= int(part) <= MAX_CLASS_ID:
+            if not part.isdigit() or not 1 <= int(part) < MAX_NUMBER_OF_SLAB_CLASSES:
                 return None
             classes.append(int(part))
         return classes
 
     def crawl(self, spec: bytes) -> str:
         """``lru_crawler crawl``: memcached's reply line (without CRLF)."""
-        if not self.enabled:
-            return "CLIENT_ERROR lru crawler disabled"
-        if self.running:
-            return "BUSY currently processing crawler request"
+        if not self.store.settings.lru_crawler:
+            return DISABLED
+        if spec == b"hash":
+            return UNKNOWN_ERROR  # memcached walks the hash table for metadump only
         classes = self.parse_classes(spec)
         if classes is None:
-            return "BADCLASS invalid class id"
-        self.start([c for c in classes if c < len(self.store.slabs.classes)])
-        return "OK"
+            return BADCLASS
+        if self.running:
+            if self.automatic:
+                # The maintainer's crawls then pause for a minute to let the client's through.
+                self._block_automatic_until = self.store.now + 60
+            return BUSY
+        self.start(classes, automatic=False)
+        return OK
 
-    def start(self, classes: List[int]) -> None:
-        self.pending = list(classes)
+    def enable(self) -> bool:
+        """``lru_crawler enable``: False if it already runs (memcached cannot start it twice)."""
+        settings = self.store.settings
+        if settings.lru_crawler:
+            return False
+        settings.lru_crawler = True
+        return True
+
+    def disable(self) -> None:
+        """``lru_crawler disable``: stop, dropping any crawl in progress."""
+        self.store.settings.lru_crawler = False
+        self.pending, self._current, self._current_class = [], [], 0
+
+    def start(self, classes: List[int], automatic: bool) -> None:
+        self.pending = [clsid for clsid in classes if clsid < len(self.store.slabs.classes)]
+        self.automatic = automatic
+        for clsid in self.pending:
+            self.class_stats[clsid].start()
         self.store.lru_crawler_starts += 1
+
+    def autocrawl_check(self) -> None:
+        """lru_maintainer_crawler_check: schedule the classes whose next crawl is due.
+
+        After a class's crawl, the wait before the next one grows by a minute while there was
+        nothing worth reclaiming within the hour (at most an hour), and shrinks by a minute when
+        at least 1% of the items will expire sooner than the wait.
+        """
+        store = self.store
+        now = store.now
+        due = []
+        for clsid in range(1, len(store.slabs.classes)):
+            stats = self.class_stats[clsid]
+            if stats.run_complete:
+                low_watermark = (stats.seen - stats.noexp) // 100 + 1
+                available = 0
+                for minute in range(60):
+                    available += stats.histogram[minute]
+                    if available > low_watermark:
+                        if stats.next_wait < minute * 60:
+                            stats.next_wait += 60
+                        elif stats.next_wait >= 60:
+                            stats.next_wait -= 60
+                        break
+                if available == 0:
+                    stats.next_wait += 60
+                stats.next_wait = min(stats.next_wait, MAX_MAINTCRAWL_WAIT)
+                stats.next_crawl = now + stats.next_wait + 5
+                stats.run_complete = False
+            if now > stats.next_crawl:
+                due.append(clsid)
+                stats.next_crawl = now + 5  # minimum retry wait
+        if due and not self.running and self._block_automatic_until <= now:
+            self.start(due, automatic=True)
 
     def step(self) -> bool:
         """Check up to ITEMS_PER_STEP items; returns True while a crawl is in progress."""
         store = self.store
         budget = ITEMS_PER_STEP
         tocrawl = store.settings.lru_crawler_tocrawl
+        counters = store.per_lru
         while budget:
             if not self._current:
+                if self._current_class:
+                    self._class_done()
                 if not self.pending:
                     return False
                 self._current_class = self.pending.pop(0)
                 self._current = store.locations_of_class(self._current_class)
                 self._left_in_class = tocrawl or len(self._current)
+                if not self._current:
+                    self._class_done()
                 continue
             location = self._current.pop()
             budget -= 1
             self._left_in_class -= 1
             if self._left_in_class <= 0:
                 self._current = []
-            if store.slabs.page_class[location >> 16] != self._current_class:
-                continue  # the chunk moved to another class since the walk began
             clsid = self._current_class
+            if store.slabs.page_class[location >> SLOT_BITS] != clsid:
+                continue  # the chunk moved to another class since the walk began
             page, offset = store.slabs.locate(location)
-            segment = page[offset + 26]
-            counters = store.per_lru
-            index = clsid * SEGMENTS + segment
+            index = clsid * SEGMENTS + page[offset + OFF_LRU]
             counters["crawler_items_checked"][index] += 1
-            if store.reclaim_if_dead(location):
-                counters["crawler_reclaimed"][index] += 1
-                counters["reclaimed"][index] += 1
+            self._evaluate(clsid, index, location)
         return True
+
+    def _evaluate(self, clsid: int, index: int, location: int) -> None:
+        """crawler_expired_eval: reclaim a dead item, or note when a live one will expire."""
+        store = self.store
+        view = store.view_at(location, with_value=False)
+        if view is None:
+            return  # a free chunk: the item went since the walk began
+        if store.is_dead(view.exptime, view.last_access, view.cas, strictly=True):
+            store.per_lru["crawler_reclaimed"][index] += 1
+            if not view.fetched and not store.is_flushed(view.last_access, view.cas):
+                store.per_lru["expired_unfetched"][index] += 1
+            store.reclaim(location)
+            return
+        stats = self.class_stats[clsid]
+        stats.seen += 1
+        if view.exptime == 0:
+            stats.noexp += 1
+        elif view.exptime - store.now <= 3599:
+            stats.histogram[(view.exptime - store.now) // 60] += 1
+
+    def _class_done(self) -> None:
+        stats = self.class_stats[self._current_class]
+        stats.end_time = self.store.now
+        stats.run_complete = True
+        self._current_class = 0
 
     def metadump(self, spec: bytes) -> List[bytes]:
         """``lru_crawler metadump``: one line per live item, then END (or an error line)."""
         store = self.store
-        if not self.enabled:
-            return [b"CLIENT_ERROR lru crawler disabled\r\n"]
+        if not store.settings.lru_crawler:
+            return [DISABLED.encode() + b"\r\n"]
         if not store.settings.dump_enabled:
             return [b"ERROR metadump not allowed\r\n"]
         if spec == b"hash":
-            classes = list(range(1, len(store.slabs.classes)))
+            classes: Optional[List[int]] = list(range(1, MAX_NUMBER_OF_SLAB_CLASSES))
         else:
             classes = self.parse_classes(spec)
             if classes is None:
-                return [b"BADCLASS invalid class id\r\n"]
+                return [BADCLASS.encode() + b"\r\n"]
+        if self.running:
+            return [BUSY.encode() + b"\r\n"]
         lines = []
         started = int(store.process_started)
         for clsid in classes:
             if clsid >= len(store.slabs.classes):
                 continue
             for location in store.locations_of_class(clsid):
-                view = store.view_at(location)
-                if store.is_dead(view.exptime, view.last_access, view.cas):
+                view = store.view_at(location, with_value=False)
+                if store.is_dead(view.exptime, view.last_access, view.cas, strictly=True):
                     continue
                 lines.append(
                     (

@@ -53,6 +53,9 @@ KEY_BINARY = 16
 # LRU segments, as memcached numbers them.
 HOT, WARM, COLD, TEMP = 0, 1, 2, 3
 SEGMENTS = 4
+# Written into the segment byte of a chunk when its item goes, so that a walk spanning several
+# steps (the crawler's) can tell a freed chunk from a live item.
+FREE_CHUNK = 255
 
 
 def accounted_size(nkey: int, flags: int, nbytes: int, use_cas: bool) -> int:

@@ -1,28 +1,44 @@
 """Moving pages between slab classes: ``slabs reassign``, the automover and ``cache_memlimit``.
 
 A workload whose value sizes drift leaves pages stranded in classes nobody writes to any more;
-memcached moves such pages to starving classes. Moving a page rescues its live items into free
-chunks of the same class when there are some, and evicts them otherwise.
+memcached moves such pages to starving classes. As in memcached, ``slabs reassign`` only *asks*
+for a move (a second request before the mover ran is ``BUSY``); the move itself happens on the
+rebalancer's next step, taking the class's first page, rescuing its live items into free chunks
+elsewhere in the class and evicting those that do not fit. Class 0 is memcached's global page
+pool: pages moved there wait for any class that needs one, or are freed when the budget shrank.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
+from pymcd.store.items import COLD, SEGMENTS
 from pymcd.store.slabs import SLOT_BITS
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymcd.store.store import Store
 
-REASSIGN_REPLIES = {
-    "ok": "OK",
-    "running": "BUSY currently processing reassign request",
-    "badclass": "BADCLASS invalid src or dst class id",
-    "nospare": "NOSPARE source class has no spare pages",
-    "same": "SAME src and dst class are identical",
-}
-# A class holding this many pages' worth of free chunks can give one away.
-FREE_PAGES_TO_GIVE = 2.5
+OK = "OK"
+BUSY = "BUSY currently processing reassign request"
+BADCLASS = "BADCLASS invalid src or dst class id"
+NOSPARE = "NOSPARE source class has no spare pages"
+SAME = "SAME src and dst class are identical"
+GLOBAL_PAGE_POOL = 0
+# slab_automove.c's thresholds.
+MIN_PAGES_FOR_SOURCE = 2
+MIN_PAGES_FOR_RECLAIM = 2.5
+
+
+class _Window:
+    """One second of one class in the automover's sliding window."""
+
+    __slots__ = ("age", "evicted_ratio", "evicted_seen", "dirty")
+
+    def __init__(self) -> None:
+        self.age = 0
+        self.evicted_ratio = 0.0
+        self.evicted_seen = 0
+        self.dirty = 0
 
 
 class Rebalancer:
@@ -30,105 +46,166 @@ class Rebalancer:
 
     def __init__(self, store: "Store") -> None:
         self.store = store
-        self._evictions_seen: Dict[int, int] = {}
-        self._starving_windows: Dict[int, int] = {}
+        self.pending: Optional[Tuple[int, int]] = None
+        self._last_pick = 0
+        self._window_cur = 0
+        self._windows: List[List[_Window]] = []
+        self._before: List[Tuple[int, int, int]] = []
+        self._window_size = 0
+        self._reset_windows()
+
+    # ------------------------------------------------------------------ requests
 
     def reassign(self, src: int, dst: int) -> str:
-        """Move one page from class ``src`` (-1: any class with a spare) to ``dst``."""
-        store = self.store
-        largest = store.slabs.largest
+        """memcached's slabs_reassign: validate and queue a move of one page, or say why not."""
+        slabs = self.store.slabs
+        if self.pending is not None:
+            return BUSY
         if src == dst:
-            return REASSIGN_REPLIES["same"]
+            return SAME
         if src == -1:
-            src = self._class_with_spare(exclude=dst)
-            if src == 0:
-                return REASSIGN_REPLIES["nospare"]
-        if not (1 <= src <= largest and 1 <= dst <= largest):
-            return REASSIGN_REPLIES["badclass"]
-        if len(store.slabs.classes[src].pages) < 2:
-            return REASSIGN_REPLIES["nospare"]
-        self._move_page(src, dst)
-        return REASSIGN_REPLIES["ok"]
+            src = self._pick_any(dst)
+        if not (GLOBAL_PAGE_POOL <= src <= slabs.largest and GLOBAL_PAGE_POOL <= dst <= slabs.largest):
+            return BADCLASS
+        if self._page_count(src) < 2:
+            return NOSPARE
+        self.pending = (src, dst)
+        return OK
 
-    def _class_with_spare(self, exclude: int) -> int:
-        best, best_free = 0, 0.0
-        for cls in self.store.slabs.classes[1:]:
-            if cls.clsid == exclude or len(cls.pages) < 2:
-                continue
-            free_pages = len(cls.free) / cls.perslab
-            if free_pages > best_free:
-                best, best_free = cls.clsid, free_pages
-        return best
+    def _page_count(self, clsid: int) -> int:
+        slabs = self.store.slabs
+        return len(slabs.spare_pages) if clsid == GLOBAL_PAGE_POOL else len(slabs.classes[clsid].pages)
+
+    def _pick_any(self, dst: int) -> int:
+        """The next class after the last one picked with a page to spare (-1 if none)."""
+        largest = self.store.slabs.largest
+        for _ in range(largest):
+            self._last_pick = self._last_pick + 1 if self._last_pick < largest else 1
+            if self._last_pick != dst and self._page_count(self._last_pick) > 1:
+                return self._last_pick
+        return -1
+
+    # ------------------------------------------------------------------ the mover
+
+    def step(self) -> bool:
+        """Carry out a queued move; True if one was done."""
+        if self.pending is None:
+            return False
+        src, dst = self.pending
+        self.pending = None
+        if self._page_count(src) < 2:
+            return False
+        self._move_page(src, dst)
+        return True
 
     def _move_page(self, src: int, dst: int) -> None:
         store = self.store
         slabs = store.slabs
-        cls = slabs.classes[src]
-        # The page with the fewest live items costs the fewest rescues.
-        free_by_page: Dict[int, int] = {}
-        for location in cls.free:
-            free_by_page[location >> SLOT_BITS] = free_by_page.get(location >> SLOT_BITS, 0) + 1
-        page_number = max(cls.pages, key=lambda p: free_by_page.get(p, 0))
-        base = page_number << SLOT_BITS
-        free_here = {loc for loc in cls.free if base <= loc < base + cls.perslab}
-        for location in range(base, base + cls.perslab):
-            if location in free_here:
-                continue
-            if not store.rescue(location, avoid_page=page_number):
-                store.slab_reassign_evictions_nomem += 1
-                store.evict_for_move(location)
-            else:
-                store.slab_reassign_rescues += 1
-        slabs.release_page(cls, page_number)
-        slabs.new_page(slabs.classes[dst])
+        if src == GLOBAL_PAGE_POOL:
+            page_number = slabs.spare_pages.pop(0)
+        else:
+            cls = slabs.classes[src]
+            page_number = cls.pages[0]
+            base = page_number << SLOT_BITS
+            free_here = {loc for loc in cls.free if base <= loc < base + cls.perslab}
+            for location in range(base, base + cls.perslab):
+                if location in free_here:
+                    continue
+                if store.rescue(location, avoid_page=page_number):
+                    store.slab_reassign_rescues += 1
+                else:
+                    store.slab_reassign_evictions_nomem += 1
+                    store.evict_for_move(location)
+            slabs.release_page(cls, page_number)
+        if dst == GLOBAL_PAGE_POOL:
+            slabs.spare_pages.append(page_number)
+            self.release_over_limit()
+        else:
+            slabs.assign_page(slabs.classes[dst], page_number)
         store.slabs_moved += 1
 
-    def automove_step(self) -> float:
-        """Mode 1: give a page to a class that evicted in several windows in a row, from a
-        class with plenty of free chunks. Returns seconds until the next look."""
-        store = self.store
-        mode = store.settings.slab_automove
-        self.release_over_limit()
-        if mode == 0:
-            return 1.0
-        evicted = store.per_lru["evicted"]
-        for cls in store.slabs.classes[1:]:
-            total = sum(evicted[cls.clsid * 4:cls.clsid * 4 + 4])
-            grew = total > self._evictions_seen.get(cls.clsid, 0)
-            self._evictions_seen[cls.clsid] = total
-            self._starving_windows[cls.clsid] = self._starving_windows.get(cls.clsid, 0) + 1 if grew else 0
-        needed = 3 if mode == 1 else 1
-        starving = [c for c, windows in self._starving_windows.items() if windows >= needed]
-        for dst in starving:
-            src = self._class_with_spare(exclude=dst)
-            if src and len(store.slabs.classes[src].free) >= FREE_PAGES_TO_GIVE * store.slabs.classes[src].perslab:
-                self._move_page(src, dst)
-                self._starving_windows[dst] = 0
-        return 1.0
-
-    def release_over_limit(self) -> List[int]:
-        """After ``cache_memlimit`` shrinks the budget, hand wholly free pages back."""
+    def release_over_limit(self) -> int:
+        """memcached's memory_release: free global-pool pages while over the budget."""
         slabs = self.store.slabs
-        released = []
-        while slabs.malloced > slabs.memory_limit:
-            page = self._wholly_free_page()
-            if page is None:
-                break
-            cls_id = slabs.page_class[page]
-            slabs.release_page(slabs.classes[cls_id], page)
-            slabs.drop_spare(page)
-            released.append(page)
+        released = 0
+        if not self.store.settings.slab_reassign:
+            return released
+        while slabs.malloced > slabs.memory_limit and slabs.spare_pages:
+            slabs.drop_spare(slabs.spare_pages[-1])
+            released += 1
         return released
 
-    def _wholly_free_page(self):
-        slabs = self.store.slabs
-        for cls in slabs.classes[1:]:
-            if len(cls.pages) < 2 or len(cls.free) < cls.perslab:
-                continue
-            counts: Dict[int, int] = {}
-            for location in cls.free:
-                counts[location >> SLOT_BITS] = counts.get(location >> SLOT_BITS, 0) + 1
-            for page, count in counts.items():
-                if count == cls.perslab:
-                    return page
-        return None
+    # ------------------------------------------------------------------ the automover
+
+    def _reset_windows(self) -> None:
+        nclasses = len(self.store.slabs.classes)
+        self._window_size = self.store.settings.slab_automove_window
+        self._windows = [[_Window() for _ in range(self._window_size)] for _ in range(nclasses)]
+        self._before = self._snapshot()
+        self._window_cur = 0
+
+    def _snapshot(self) -> List[Tuple[int, int, int]]:
+        """(evicted, outofmemory, total_pages) of every class, as slab_automove samples them."""
+        store = self.store
+        evicted, outofmemory = store.per_lru["evicted"], store.per_lru["outofmemory"]
+        return [
+            (evicted[cls.clsid * SEGMENTS + COLD], sum(outofmemory[cls.clsid * SEGMENTS:(cls.clsid + 1) * SEGMENTS]),
+             len(cls.pages))
+            for cls in store.slabs.classes
+        ]
+
+    def automove_decision(self) -> Tuple[int, int]:
+        """One second of slab_automove_run: (src, dst) to move, or (-1, -1).
+
+        A class with more than 2.5 pages of free chunks and no evictions, page growth or
+        allocation failures over the window gives a page to the global pool; otherwise the class
+        with the oldest COLD tail gives one to the class evicting the youngest items, when the
+        young age is below ``slab_automove_ratio`` of the old one.
+        """
+        store = self.store
+        if self._window_size != store.settings.slab_automove_window:
+            self._reset_windows()
+        after = self._snapshot()
+        evicted_total = sum(a[0] - b[0] for a, b in zip(after, self._before))
+        self._window_cur += 1
+        size = self._window_size
+        oldest, oldest_age = -1, 0
+        youngest, youngest_age, youngest_evicting = -1, None, False
+        src = dst = -1
+        for cls in store.slabs.classes[1:]:
+            n = cls.clsid
+            (evicted, outofmemory, pages), (evicted_before, oom_before, pages_before) = after[n], self._before[n]
+            window = self._windows[n][self._window_cur % size] = _Window()
+            if evicted > evicted_before:
+                window.evicted_ratio = (evicted - evicted_before) / evicted_total
+                window.evicted_seen = 1
+                window.dirty = 1
+            if outofmemory > oom_before or pages > pages_before:
+                window.dirty = 1
+            window.age = store.tail_age(n, COLD)
+            windows = self._windows[n]
+            age = sum(w.age for w in windows) // size
+            if len(cls.free) > cls.perslab * MIN_PAGES_FOR_RECLAIM and not any(w.dirty for w in windows):
+                src, dst = n, GLOBAL_PAGE_POOL
+                youngest = oldest = -1
+                break
+            if age > oldest_age and pages > MIN_PAGES_FOR_SOURCE:
+                oldest, oldest_age = n, age
+            evicted_seen = sum(w.evicted_seen for w in windows)
+            evicted_ratio = sum(w.evicted_ratio for w in windows)
+            if (youngest_age is None or age < youngest_age) and (
+                    evicted_seen > size // 2 or evicted_ratio / size > 0.25):
+                youngest, youngest_age, youngest_evicting = n, age, bool(window.evicted_seen)
+        self._before = after
+        if youngest != -1 and oldest != -1 and self._window_cur > size:
+            if youngest_age < oldest_age * store.settings.slab_automove_ratio and youngest_evicting:
+                src, dst = oldest, youngest
+        return src, dst
+
+    def automove_step(self) -> None:
+        """Once a second with ``slabs automove 1``: decide, and queue the move if there is one."""
+        if self.store.settings.slab_automove != 1:
+            return
+        src, dst = self.automove_decision()
+        if src != -1 and dst != -1:
+            self.reassign(src, dst)

@@ -17,6 +17,7 @@ class StoreSettings:
     slab_page_size: int = MIB
     evict_to_free: bool = True
     use_cas: bool = True
+    lru_maintainer: bool = True
     lru_segmented: bool = True
     hot_lru_pct: int = 20
     warm_lru_pct: int = 40

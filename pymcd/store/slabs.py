@@ -103,9 +103,9 @@ class SlabAllocator:
         return self.malloced + self.page_size <= self.memory_limit or not cls.pages
 
     def new_page(self, cls: SlabClass) -> bool:
-        """Give ``cls`` a page (a spare one first) and put its chunks on the free list."""
+        """Give ``cls`` a page: from the global pool first, else new memory if the budget allows."""
         if self.spare_pages:
-            page_number = self.spare_pages.pop()
+            page_number = self.spare_pages.pop(0)
         elif not self.can_grow(cls):
             return False
         elif self.dropped_pages:
@@ -116,13 +116,17 @@ class SlabAllocator:
             self.pages.append(bytearray(self.page_size))
             self.page_chunk_size.append(0)
             self.page_class.append(0)
+        self.assign_page(cls, page_number)
+        return True
+
+    def assign_page(self, cls: SlabClass, page_number: int) -> None:
+        """Cut a page into ``cls``'s chunks, all free."""
         self.page_chunk_size[page_number] = cls.size
         self.page_class[page_number] = cls.clsid
         cls.pages.append(page_number)
         base = page_number << SLOT_BITS
         # Reversed so that pop() hands out slots from the start of the page.
         cls.free.extend(range(base + cls.perslab - 1, base - 1, -1))
-        return True
 
     def alloc(self, clsid: int) -> Optional[int]:
         """A free chunk of class ``clsid``, growing the class by a page if allowed."""
@@ -143,16 +147,15 @@ class SlabAllocator:
         return self.pages[page_number], (location & SLOT_MASK) * self.page_chunk_size[page_number]
 
     def release_page(self, cls: SlabClass, page_number: int) -> None:
-        """Take an emptied page from a class (its chunks must all be free) into the spare pool."""
+        """Take a page whose chunks are all free away from its class (the caller places it)."""
         base = page_number << SLOT_BITS
         end = base + cls.perslab
         cls.free = [loc for loc in cls.free if not base <= loc < end]
         cls.pages.remove(page_number)
         self.page_class[page_number] = 0
-        self.spare_pages.append(page_number)
 
     def drop_spare(self, page_number: int) -> None:
-        """Give a spare page's memory back (the budget shrank)."""
+        """Give a global-pool page's memory back (the budget shrank)."""
         self.spare_pages.remove(page_number)
         self.pages[page_number] = bytearray()
         self.dropped_pages.append(page_number)

@@ -42,7 +42,7 @@ def _total(store: "Store", name: str) -> int:
 def general_stats(store: "Store") -> List[Stat]:
     """The store's part of plain ``stats``."""
     get_hits = _total(store, "hits")
-    return [
+    lines: List[Stat] = [
         ("cmd_get", get_hits + store.get_misses),
         ("cmd_set", _total(store, "cmd_set")),
         ("cmd_touch", store.cmd_touch),
@@ -67,17 +67,26 @@ def general_stats(store: "Store") -> List[Stat]:
         ("hash_power_level", _hash_power(store.index_size)),
         ("hash_bytes", 8 << _hash_power(store.index_size)),
         ("hash_is_expanding", 0),
-        ("slab_reassign_rescues", store.slab_reassign_rescues),
-        ("slab_reassign_chunk_rescues", 0),
-        ("slab_reassign_evictions_nomem", store.slab_reassign_evictions_nomem),
-        ("slab_reassign_inline_reclaim", 0),
-        ("slab_reassign_busy_items", store.slab_reassign_busy_items),
-        ("slab_reassign_busy_deletes", 0),
-        ("slab_reassign_running", 0),
-        ("slabs_moved", store.slabs_moved),
-        ("lru_crawler_running", int(store.crawler.running)),
-        ("lru_crawler_starts", store.lru_crawler_starts),
-        ("lru_maintainer_juggles", store.lru_maintainer_juggles),
+    ]
+    if store.settings.slab_reassign:
+        lines += [
+            ("slab_reassign_rescues", store.slab_reassign_rescues),
+            ("slab_reassign_chunk_rescues", 0),
+            ("slab_reassign_evictions_nomem", store.slab_reassign_evictions_nomem),
+            ("slab_reassign_inline_reclaim", 0),
+            ("slab_reassign_busy_items", store.slab_reassign_busy_items),
+            ("slab_reassign_busy_deletes", 0),
+            ("slab_reassign_running", int(store.rebalancer.pending is not None)),
+            ("slabs_moved", store.slabs_moved),
+        ]
+    if store.settings.lru_crawler:
+        lines += [
+            ("lru_crawler_running", int(store.crawler.running)),
+            ("lru_crawler_starts", store.lru_crawler_starts),
+        ]
+    if store.settings.lru_maintainer:
+        lines.append(("lru_maintainer_juggles", store.lru_maintainer_juggles))
+    return lines + [
         ("malloc_fails", 0),
         ("bytes", store.bytes),
         ("curr_items", store.curr_items),
@@ -181,6 +190,6 @@ def sizes_stats(store: "Store") -> List[Stat]:
     buckets: Counter = Counter()
     for cls in store.slabs.classes[1:]:
         for location in store.locations_of_class(cls.clsid):
-            size = store.view_at(location).total_size
+            size = store.view_at(location, with_value=False).total_size
             buckets[-(-size // SIZE_BUCKET) * SIZE_BUCKET] += 1
     return [(str(size), count) for size, count in sorted(buckets.items())]

@@ -19,6 +19,7 @@ from pymcd.store.items import (
     COLD,
     EXPTIME,
     FETCHED,
+    FREE_CHUNK,
     HEADER,
     HEADER_SIZE,
     HOT,
@@ -55,6 +56,8 @@ MAINTAINER_MIN_SLEEP = 0.1
 MAINTAINER_MAX_SLEEP = 1.0
 JUGGLES_PER_CLASS = 100
 CRAWLER_MIN_SLEEP = 0.01
+# memcached's slab mover is woken by a signal; here it looks for queued moves this often.
+REBALANCER_SLEEP = 0.1
 ITEM_UPDATE_INTERVAL = 60
 UINT64 = 2**64
 # memcached starts its clock a little in the past so that rel time 1 is always already expired.
@@ -106,6 +109,8 @@ class Store:
         self.crawler = Crawler(self)
         self.rebalancer = Rebalancer(self)
         self._maintainer_sleep = MAINTAINER_MAX_SLEEP
+        self._last_crawler_check = -1
+        self._last_automove_check = -1
 
     # ------------------------------------------------------------------ time
 
@@ -188,7 +193,7 @@ class Store:
         exptime, last_access, flags, nbytes, cas, nkey, bits, segment, clsid = \
             READ_FOR_GET.unpack_from(page, offset)
         if (exptime and exptime <= self.now) or (
-            self.oldest_live and self._is_flushed(last_access, cas)
+            self.oldest_live and self.is_flushed(last_access, cas)
         ):
             if self._live_location(key, True) is None:
                 self.get_misses += 1
@@ -201,9 +206,10 @@ class Store:
             return flags, self._chained_value(location, start, nbytes), cas
         return flags, bytes(page[start:start + nbytes]), cas
 
-    def _is_flushed(self, last_access: int, cas: int) -> bool:
+    def is_flushed(self, last_access: int, cas: int) -> bool:
+        """Written before the last flush_all took effect."""
         oldest = self.oldest_live
-        if oldest > self.now:
+        if not oldest or oldest > self.now:
             return False
         return last_access <= oldest or bool(self.oldest_cas and cas and cas < self.oldest_cas)
 
@@ -462,6 +468,7 @@ class Store:
             del self._index[key]
         for further in self._chains.pop(location, ()):
             slabs.free(further)
+        page[offset + OFF_LRU] = FREE_CHUNK
         slabs.free(location)
         self.curr_items -= 1
         self.bytes -= accounted
@@ -550,14 +557,16 @@ class Store:
 
     # ------------------------------------------------------------------ item views (meta)
 
-    def _view(self, location: int, key: Optional[bytes] = None) -> ItemView:
+    def _view(self, location: int, key: Optional[bytes] = None, with_value: bool = True) -> ItemView:
         page, offset = self.slabs.locate(location)
         (exptime, last_access, flags, nbytes, cas, nkey, bits, lru, clsid, _, _) = \
             HEADER.unpack_from(page, offset)
         start = offset + HEADER_SIZE
         if key is None:
             key = bytes(page[start:start + nkey])
-        if location in self._chains:
+        if not with_value:
+            value = b""
+        elif location in self._chains:
             value = self._chained_value(location, start + nkey, nbytes)
         else:
             value = bytes(page[start + nkey:start + nkey + nbytes])
@@ -632,7 +641,7 @@ class Store:
             exptime, last_access, _, _, cas, _ = READ.unpack_from(page, offset)
             bits = page[offset + OFF_BITS]
             now = self.now
-            if (exptime and exptime < now) or (self.oldest_live and self._is_flushed(last_access, cas)):
+            if (exptime and exptime < now) or (self.oldest_live and self.is_flushed(last_access, cas)):
                 per_lru["reclaimed"][index] += 1
                 if not bits & FETCHED:
                     per_lru["expired_unfetched"][index] += 1
@@ -672,6 +681,8 @@ class Store:
                         self.eviction_listener(self._view(location))
                     self._unlink(location)
                     removed += 1
+                    if settings.slab_automove == 2:
+                        self.rebalancer.reassign(-1, clsid)
                 elif bits & ACTIVE and settings.lru_segmented:
                     per_lru["moves_to_warm"][index] += 1
                     page[offset + OFF_BITS] = bits & ~ACTIVE
@@ -746,23 +757,23 @@ class Store:
             location = LINKS.unpack_from(page, offset + OFF_LINKS)[1]
         return views
 
-    def view_at(self, location: int) -> ItemView:
-        return self._view(location)
-
-    def is_dead(self, exptime: int, last_access: int, cas: int) -> bool:
-        """Expired or flushed: memcached's two reasons an item no longer exists."""
-        return bool(exptime and exptime <= self.now) or bool(
-            self.oldest_live and self._is_flushed(last_access, cas)
-        )
-
-    def reclaim_if_dead(self, location: int) -> bool:
-        """The crawler's check of one item: unlink it if expired or flushed."""
+    def view_at(self, location: int, with_value: bool = True) -> Optional[ItemView]:
+        """The item in a chunk, or None if the chunk is free (for walks that span steps)."""
         page, offset = self.slabs.locate(location)
-        exptime, last_access, _, _, cas, _ = READ.unpack_from(page, offset)
-        if self.is_dead(exptime, last_access, cas):
-            self._unlink(location)
+        if page[offset + OFF_LRU] == FREE_CHUNK:
+            return None
+        return self._view(location, with_value=with_value)
+
+    def is_dead(self, exptime: int, last_access: int, cas: int, strictly: bool = False) -> bool:
+        """Expired or flushed: memcached's two reasons an item no longer exists. The crawler
+        and metadump (``strictly``) still count an item expiring this very second as alive."""
+        if exptime and (exptime < self.now or (exptime == self.now and not strictly)):
             return True
-        return False
+        return self.is_flushed(last_access, cas)
+
+    def reclaim(self, location: int) -> None:
+        """Unlink an item found dead by the crawler."""
+        self._unlink(location)
 
     # ------------------------------------------------------------------ page moves
 
@@ -788,6 +799,7 @@ class Store:
         self.lru.link(target, clsid, segment, accounted)
         key = bytes(page[offset + HEADER_SIZE:offset + HEADER_SIZE + nkey])
         self._index[key] = target
+        page[offset + OFF_LRU] = FREE_CHUNK
         cls.free.append(location)
         return True
 
@@ -798,7 +810,13 @@ class Store:
     # ------------------------------------------------------------------ maintainers
 
     def lru_maintainer_step(self) -> float:
-        """Juggle every class's LRUs once; sleep less while there is work (memcached's pacing)."""
+        """Juggle every class's LRUs once; sleep less while there is work (memcached's pacing).
+
+        Once a second it also starts the crawls that are due, as memcached's maintainer does.
+        """
+        if self.settings.lru_crawler and self._last_crawler_check != self.now:
+            self._last_crawler_check = self.now
+            self.crawler.autocrawl_check()
         moves = 0
         for clsid in range(1, len(self.slabs.classes)):
             if self.lru.class_bytes(clsid):
@@ -811,12 +829,17 @@ class Store:
 
     def crawler_step(self) -> float:
         """Advance a crawl; check again soon while one runs, else in a second."""
-        if self.crawler.enabled and self.crawler.step():
+        if self.settings.lru_crawler and self.crawler.step():
             return max(self.settings.lru_crawler_sleep / 1_000_000, CRAWLER_MIN_SLEEP)
         return 1.0
 
-    def automove_step(self) -> float:
-        return self.rebalancer.automove_step()
+    def rebalancer_step(self) -> float:
+        """Carry out a queued page move; once a second, let the automover queue one."""
+        if self._last_automove_check != self.now:
+            self._last_automove_check = self.now
+            self.rebalancer.automove_step()
+        self.rebalancer.step()
+        return REBALANCER_SLEEP
 
     def slabs_reassign(self, src: int, dst: int) -> str:
         return self.rebalancer.reassign(src, dst)

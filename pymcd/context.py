@@ -17,7 +17,7 @@ from pymcd.session import Session
 from pymcd.settings import Settings, settings_stats
 from pymcd.stats import ServerStats, Stat, merge_in_order
 from pymcd.store import Store
-from pymcd.watching import EventLog
+from pymcd.event_log import EventLog
 
 # Descriptors memcached sets aside from -c for itself (listeners, pipes, threads): the first
 # rejected client under `-c 30` is the sixth, on memcached and on pymcd.

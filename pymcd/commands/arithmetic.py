@@ -7,7 +7,7 @@ from typing import List, Optional
 from pymcd.commands.base import NOT_FOUND, TextCommand, key_and_number
 from pymcd.protocol.numbers import parse_u64
 from pymcd.store import outcomes
-from pymcd.watching import log_lookup
+from pymcd.event_log import log_lookup
 
 INVALID_DELTA = b"CLIENT_ERROR invalid numeric delta argument\r\n"
 NON_NUMERIC = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"

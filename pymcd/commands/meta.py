@@ -30,7 +30,7 @@ from pymcd.protocol.meta_flags import (
 from pymcd.protocol.numbers import INT32_MAX, parse_i32
 from pymcd.store import outcomes
 from pymcd.store.items import SEGMENTS, TOKEN_SENT
-from pymcd.watching import log_lookup, log_store
+from pymcd.event_log import log_lookup, log_store
 
 CRLF = b"\r\n"
 UINT32 = 2**32

@@ -16,7 +16,7 @@ from pymcd.commands.base import (
 )
 from pymcd.protocol.numbers import parse_i32
 from pymcd.store import outcomes
-from pymcd.watching import log_lookup
+from pymcd.event_log import log_lookup
 
 DELETED = b"DELETED\r\n"
 TOUCHED = b"TOUCHED\r\n"

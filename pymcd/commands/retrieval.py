@@ -6,7 +6,7 @@ from typing import List, Optional
 
 from pymcd.commands.base import BAD_FORMAT, END, INVALID_EXPTIME, KEY_MAX_LENGTH, TextCommand
 from pymcd.protocol.numbers import parse_i32
-from pymcd.watching import FETCHERS, logged_fetch
+from pymcd.event_log import FETCHERS, logged_fetch
 
 
 class Retrieve(TextCommand):

@@ -12,7 +12,7 @@ from pymcd.commands.base import (
 )
 from pymcd.protocol.numbers import UINT32_MAX, parse_storage_numbers, parse_u64
 from pymcd.store import outcomes
-from pymcd.watching import log_lookup, log_store
+from pymcd.event_log import log_lookup, log_store
 
 TOO_LARGE = b"SERVER_ERROR object too large for cache\r\n"
 NO_MEMORY = b"SERVER_ERROR out of memory storing object\r\n"

@@ -1,7 +1,7 @@
 """``watch [fetchers|mutations|evictions|connevents|sysevents|rawcmds|proxy*]...``.
 
 The connection stops being a request/reply connection: after ``OK`` it only receives event
-lines (see :mod:`pymcd.watching`) until it disconnects. As memcached takes a watcher's socket
+lines (see :mod:`pymcd.event_log`) until it disconnects. As memcached takes a watcher's socket
 away from its worker, anything the client sends afterwards, even later in the same read, is
 ignored.
 """
@@ -12,7 +12,7 @@ import sys
 from typing import List, Optional
 
 from pymcd.commands.base import ERROR, OK, TextCommand, wants_noreply
-from pymcd.watching import FETCHERS, WATCH_FLAGS
+from pymcd.event_log import FETCHERS, WATCH_FLAGS
 
 WATCH_NOT_ALLOWED = b"CLIENT_ERROR watch commands not allowed\r\n"
 PIPELINED = b"ERROR cannot pipeline other commands before watch\r\n"

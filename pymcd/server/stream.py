@@ -21,7 +21,7 @@ from pymcd.context import ServerContext
 from pymcd.protocol.negotiate import machine_for
 from pymcd.protocol.states import StateTrace
 from pymcd.session import Session
-from pymcd.watching import CONNEVENTS
+from pymcd.event_log import CONNEVENTS
 
 TOO_MANY_CONNECTIONS = b"ERROR Too many open connections\r\n"
 

@@ -90,6 +90,15 @@ class AsciiCodec:
     def parse_get(data: bytes, expected: int) -> Optional[GetOutcome]:
         if data == b"END\r\n":
             return [], None
+        if expected == 1 and data.endswith(b"\r\nEND\r\n") and data.startswith(b"VALUE "):
+            # The common single hit, whole in one read: one find, one split, two slices.
+            line_end = data.find(b"\r\n")
+            fields = data[6:line_end].split(b" ")
+            if len(fields) >= 3 and fields[2].isdigit():
+                start = line_end + 2
+                end = start + int(fields[2])
+                if end + 7 == len(data):
+                    return [(fields[0], data[start:end])], None
         hits: Hits = []
         position = 0
         size_of_data = len(data)

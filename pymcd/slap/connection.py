@@ -23,7 +23,8 @@ from twisted.internet.protocol import DatagramProtocol, Protocol
 from twisted.python.failure import Failure
 
 from pymcd.protocol.udp import HEADER as UDP_HEADER, HEADER_SIZE as UDP_HEADER_SIZE
-from pymcd.slap.codec import PROTOCOL_ERROR, error_kind
+from pymcd.slap.codec import PROTOCOL_ERROR, GetOutcome, error_kind
+from pymcd.slap.stats import OpStats
 from pymcd.slap.workload import Item, Window
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ class DatagramChannel(DatagramProtocol):
         self.pending = b""
         self.awaiting = True
         self.sent_at = self.concurrency.clock()
+        self.concurrency.stats.other_written += UDP_HEADER_SIZE
         try:
             self.transport.write(UDP_HEADER.pack(self.request_id, 0, 1, 1) + data)
         except OSError as error:
@@ -120,7 +122,7 @@ class DatagramChannel(DatagramProtocol):
         if request_id != self.request_id or not self.awaiting:
             return  # a late datagram of a request already given up on
         stats = self.concurrency.engine.stats
-        stats.read_bytes += UDP_HEADER_SIZE
+        stats.other_read += UDP_HEADER_SIZE
         self._received += 1
         payload = datagram[UDP_HEADER_SIZE:]
         if sequence != self._next_sequence:
@@ -166,9 +168,11 @@ class Concurrency:
         self.budget = budget
         self.get_channels: List[object] = []
         self.set_channels: List[object] = []
+        self.finished = False
         self._ready = 0
         self._channel_count = 0
-        self._operations = 0
+        self._started = False
+        self._turn = 0
         self._set_credit = 1.0
         self._set_proportion = settings.workload.set_proportion
         self._warmup = window.size if self._set_proportion <= 0.0 else 0
@@ -180,19 +184,25 @@ class Concurrency:
         self._verbose = settings.verbose
         self._interval = 1.0 / rate if rate > 0 else 0.0
         self._next_due = 0.0
+        self._parse_get = self.codec.parse_get
+        self._parse_store = self.codec.parse_store
+        self._get_stats = self.stats.get
+        self._set_stats = self.stats.set
         # The operation in flight.
+        self._in_flight = False
         self._kind = _GET
         self._item: Optional[Item] = None
         self._items: List[Item] = []
         self._tokens: List[object] = []
-        self._value = b""
+        self._counted = True
+        self._written = 0
         self._sent_at = 0.0
         self._replies_due = 0
         self._first_error: Optional[bytes] = None
-        self._in_flight = False
-        self._counted = True
-        self._started = False
-        self.finished = False
+
+    @property
+    def in_flight(self) -> bool:
+        return self._in_flight
 
     # -- channels ----------------------------------------------------------------------------
 
@@ -215,9 +225,8 @@ class Concurrency:
         if self.finished or self.engine.stopping:
             return
         self.stats.error("CONNECTION_LOST")
-        was_in_flight = self._in_flight
         self._in_flight = False
-        self.engine.channel_lost(self, channel, reason, was_in_flight)
+        self.engine.channel_lost(self, channel, reason)
 
     # -- conn_write --------------------------------------------------------------------------
 
@@ -226,21 +235,27 @@ class Concurrency:
         self._next_due = self.clock()
         self.issue()
 
+    def _on_schedule(self) -> bool:
+        """-P: False (and a call back when due) if this concurrency is ahead of its rate."""
+        now = self.clock()
+        if self._next_due > now:
+            self.engine.call_later(self._next_due - now, self.issue)
+            return False
+        # Falling behind earns no burst: the schedule restarts one interval back from now.
+        self._next_due = max(self._next_due, now - self._interval) + self._interval
+        return True
+
     def issue(self) -> None:
         if self._in_flight or self._ready != self._channel_count:
             return  # a paced call that a reconnect overtook, or a channel still connecting
         if self.engine.stopping or self.budget == 0:
             self._finish()
             return
-        if self._interval:
-            now = self.clock()
-            if self._next_due > now:
-                self.engine.call_later(self._next_due - now, self.issue)
-                return
-            # Falling behind does not earn a burst: the schedule restarts from now.
-            self._next_due = max(self._next_due, now - self._interval) + self._interval
+        if self._interval and not self._on_schedule():
+            return
         window = self.window
         if self._warmup:
+            # A get-only mix first stores the whole window (memaslap's warm-up), uncounted.
             self._warmup -= 1
             self._send_set(window.next_set(), counted=False)
             return
@@ -255,57 +270,56 @@ class Concurrency:
             item = window.random_stored()
             self._kind = _GET
             self._item = item
-            request = self.codec.get_request(item)
-            self._send(self.get_channels, request, 1)
+            self._send(self.get_channels, item.get_request or self.codec.get_request(item), 1)
 
     def _send(self, channels: List[object], request: bytes, operations: int) -> None:
-        if self.budget is not None:
-            self.budget = max(self.budget - operations, 0)
-        self._operations += 1
+        budget = self.budget
+        if budget is not None:
+            self.budget = budget - operations if budget > operations else 0
         self._in_flight = True
-        self._first_error = None
-        self.stats.written_bytes += len(request)
+        self._written = len(request)
         self._sent_at = self.clock()
         if len(channels) == 1:
-            self._replies_due = 1
             channels[0].send(request)
-        elif self._kind == _SET:
-            # -p: the set goes to every replica; the operation ends with the last reply.
-            self._replies_due = len(channels)
+        elif self._kind == _SET and self._replies_due > 1:
             for channel in channels:
                 channel.send(request)
         else:
             # -n: the concurrency's sockets take turns.
-            self._replies_due = 1
-            channels[self._operations % len(channels)].send(request)
+            self._turn += 1
+            channels[self._turn % len(channels)].send(request)
 
     def _send_set(self, item: Item, counted: bool) -> None:
         self._kind = _SET
         self._item = item
-        self._value = self.block.data[item.value_offset:item.value_offset + item.value_size]
         self._counted = counted
-        request = self.codec.set_request(item, self._value)
+        self._first_error = None
+        # -p: a set goes to every replica and ends with the last reply.
+        self._replies_due = len(self.set_channels) if self.engine.settings.replicated_writes > 1 \
+            else 1
+        offset = item.value_offset
+        value = self.block.data[offset:offset + item.value_size]
         if counted:
-            self.stats.cmd_set += 1
             self.stats.object_bytes += len(item.key) + item.value_size
-            self.stats.set.written += len(request)
-        self._send(self.set_channels, request, 1 if counted else 0)
+        self._send(self.set_channels, self.codec.set_request(item, value), 1 if counted else 0)
 
     def _send_multiget(self) -> None:
         window = self.window
+        wanted = self._multiget if self.budget is None else min(self._multiget, self.budget)
         items: List[Item] = []
         seen = set()
-        for _ in range(self._multiget * 2):
+        for _ in range(wanted * 2):
             item = window.random_stored()
             if id(item) not in seen:
                 seen.add(id(item))
                 items.append(item)
-                if len(items) == self._multiget:
+                if len(items) == wanted:
                     break
         self._kind = _MULTIGET
         self._items = items
+        # The get/set mix counts keys, so a multi-get of n keys weighs n operations.
+        self._set_credit += self._set_proportion * (len(items) - 1)
         request, self._tokens = self.codec.multiget_request(items)
-        self.stats.get.written += len(request)
         self._send(self.get_channels, request, len(items))
 
     # -- conn_read ---------------------------------------------------------------------------
@@ -316,20 +330,21 @@ class Concurrency:
         if channel.pending:
             data = channel.pending + data
         kind = self._kind
-        if kind == _SET:
-            outcome = self.codec.parse_store(data)
+        if kind == _GET:
+            outcome = self._parse_get(data, 1)
+        elif kind == _SET:
+            outcome = self._parse_store(data)
         else:
-            outcome = self.codec.parse_get(data, 1 if kind == _GET else len(self._items))
+            outcome = self._parse_get(data, len(self._items))
         if outcome is None:
             channel.pending = data
             return
         channel.pending = b""
-        self.stats.read_bytes += len(data)
         if kind == _SET:
-            if outcome:
-                self._first_error = self._first_error or outcome
+            if outcome and self._first_error is None:
+                self._first_error = outcome
             self._replies_due -= 1
-            if self._replies_due:
+            if self._replies_due > 0:
                 return
             self._in_flight = False
             self._set_done(len(data))
@@ -339,12 +354,12 @@ class Concurrency:
                 self._get_done(outcome, len(data))
             else:
                 self._multiget_done(outcome, len(data))
-        if self.engine.stopping or self.budget == 0:
-            self._finish()
-        else:
-            self.issue()
+        self.issue()
 
-    def _latency(self, operation) -> None:
+    def _count(self, operation: OpStats, operations: int, received: int) -> None:
+        operation.ops += operations
+        operation.written += self._written
+        operation.read += received
         micros = int((self.clock() - self._sent_at) * 1000000.0)
         latencies = operation.latencies
         latencies[micros] = latencies.get(micros, 0) + 1
@@ -352,65 +367,43 @@ class Concurrency:
     def _set_done(self, received: int) -> None:
         item = self._item
         error = self._first_error
-        if not self._counted:
-            if error is None:
-                item.stored = True
-                item.set_time = self.clock()
-                self.window.set_cursor += 1
-            else:
-                self._report_error(error)
-                self.engine.log_once("key %s didn't set success" % item.key.hex())
-            return
-        stats = self.stats
-        operation = stats.set
-        operation.ops += 1
-        operation.read += received
-        self._latency(operation)
+        if self._counted:
+            self._count(self._set_stats, 1, received)
+        else:
+            self.stats.other_written += self._written
+            self.stats.other_read += received
         if error is None:
             item.stored = True
             item.set_time = self.clock()
             self.window.set_cursor += 1
         else:
             self._report_error(error)
+            if not self._counted:
+                self.engine.log_once("key %s didn't set success" % item.key.hex())
 
-    def _get_done(self, outcome, received: int) -> None:
+    def _get_done(self, outcome: GetOutcome, received: int) -> None:
         hits, error = outcome
-        stats = self.stats
-        operation = stats.get
-        operation.ops += 1
-        operation.read += received
-        stats.cmd_get += 1
-        self._latency(operation)
+        operation = self._get_stats
+        self._count(operation, 1, received)
         item = self._item
-        verify = False
-        if self._verify:
-            self._verify_credit += self._verify
-            if self._verify_credit >= 1.0:
-                self._verify_credit -= 1.0
-                verify = True
         if error is not None:
             self._report_error(error)
         if hits:
             token, value = hits[0]
-            if token != self.codec.token(item, 0):
+            if token != (0 if self.codec.binary else item.key):
                 self._report_error(PROTOCOL_ERROR + b" reply for another key")
-            elif item.stored:
-                self._check_hit(item, value, verify)
+            elif item.stored and (self._verify or self._check_expiry):
+                self._check_hit(item, value, self._verify_this())
         elif error is None:
-            stats.get_misses += 1
             operation.misses += 1
             if item.stored:
-                self._check_miss(item, verify)
+                self._check_miss(item, self._verify_this())
 
-    def _multiget_done(self, outcome, received: int) -> None:
+    def _multiget_done(self, outcome: GetOutcome, received: int) -> None:
         hits, error = outcome
-        stats = self.stats
-        operation = stats.get
+        operation = self._get_stats
         items = self._items
-        operation.ops += len(items)
-        operation.read += received
-        stats.cmd_get += len(items)
-        self._latency(operation)
+        self._count(operation, len(items), received)
         if error is not None:
             self._report_error(error)
         waiting = dict(zip(self._tokens, items))
@@ -422,12 +415,12 @@ class Concurrency:
                 self._check_hit(item, value, self._verify_this())
         if error is None:
             for item in waiting.values():
-                stats.get_misses += 1
                 operation.misses += 1
                 if item.stored:
                     self._check_miss(item, self._verify_this())
 
     def _verify_this(self) -> bool:
+        """-v p: every 1/p-th get is verified (evenly spread, as memaslap's counters do)."""
         if not self._verify:
             return False
         self._verify_credit += self._verify
@@ -447,8 +440,7 @@ class Concurrency:
             return
         if verify:
             offset = item.value_offset
-            if len(value) != item.value_size or value != self.block.data[
-                    offset:offset + item.value_size]:
+            if value != self.block.data[offset:offset + item.value_size]:
                 self.stats.verify_failed += 1
                 if self._verbose:
                     self._dump("data verification failed", item, value,
@@ -482,20 +474,12 @@ class Concurrency:
             self.stats.error("UDP_TIMEOUT")
         else:
             lost = 1 if self._kind == _GET else len(self._items)
-            self.stats.cmd_get += lost
-            self.stats.get_misses += lost
-            self.stats.get.ops += lost
-            self.stats.get.misses += lost
-        if self.engine.stopping or self.budget == 0:
-            self._finish()
-        else:
-            self.issue()
+            self._get_stats.ops += lost
+            self._get_stats.misses += lost
+            self._get_stats.written += self._written
+        self.issue()
 
     def _finish(self) -> None:
         if not self.finished:
             self.finished = True
             self.engine.concurrency_finished(self)
-
-    @property
-    def in_flight(self) -> bool:
-        return self._in_flight

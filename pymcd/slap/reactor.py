@@ -38,4 +38,7 @@ def install() -> None:
                 if selectable is not None:
                     handle(selectable, fd, event)
 
+        # EPollReactor binds its iteration to its own doPoll at class creation.
+        doIteration = doPoll
+
     installReactor(LeanEPollReactor())

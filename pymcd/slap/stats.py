@@ -31,37 +31,50 @@ class OpStats:
     __slots__ = ("ops", "misses", "written", "read", "latencies")
 
     def __init__(self) -> None:
-        self.ops = 0
-        self.misses = 0
-        self.written = 0
-        self.read = 0
-        self.latencies: Dict[int, int] = {}
+        self.take()
 
-    def to_dict(self) -> dict:
-        return {"ops": self.ops, "misses": self.misses, "written": self.written,
-                "read": self.read, "latencies": self.latencies}
+    def take(self) -> dict:
+        """The figures so far, zeroed in place (the hot path keeps a reference to this)."""
+        figures = {name: getattr(self, name, 0) for name in self.__slots__}
+        self.ops = self.misses = self.written = self.read = 0
+        self.latencies: Dict[int, int] = {}
+        figures["latencies"] = figures["latencies"] or {}
+        return figures
+
+
+# Counters the operation shares already hold, so the hot path counts them once.
+_DERIVED = ("cmd_get", "cmd_set", "get_misses", "written_bytes", "read_bytes")
 
 
 class Stats:
     """What one worker has counted since its last delta."""
 
     def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        for name in COUNTERS:
-            setattr(self, name, 0)
-        self.errors: Dict[str, int] = {}
         self.get = OpStats()
         self.set = OpStats()
+        self._zero()
+
+    def _zero(self) -> None:
+        for name in COUNTERS:
+            if name not in _DERIVED:
+                setattr(self, name, 0)
+        # Bytes outside the measured operations: warm-up sets, UDP frame headers.
+        self.other_written = 0
+        self.other_read = 0
+        self.errors: Dict[str, int] = {}
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
     def take_delta(self) -> Delta:
-        delta = {"counters": {name: getattr(self, name) for name in COUNTERS},
-                 "errors": self.errors, "get": self.get.to_dict(), "set": self.set.to_dict()}
-        self.reset()
+        get, set_ = self.get.take(), self.set.take()
+        counters = {name: getattr(self, name, 0) for name in COUNTERS}
+        counters.update(
+            cmd_get=get["ops"], cmd_set=set_["ops"], get_misses=get["misses"],
+            written_bytes=get["written"] + set_["written"] + self.other_written,
+            read_bytes=get["read"] + set_["read"] + self.other_read)
+        delta = {"counters": counters, "errors": self.errors, "get": get, "set": set_}
+        self._zero()
         return delta
 
 

@@ -72,7 +72,7 @@ class Engine:
         self._tick = 0
         self._logged: Dict[str, int] = {}
         self._connectors: list = []
-        self._timers: list = []
+        self._ended = False
 
     def call_later(self, delay: float, function: Callable[[], None]) -> None:
         self.reactor.callLater(delay, function)
@@ -159,7 +159,7 @@ class Engine:
         self.started_at = self.clock()
         settings = self.settings
         if settings.execute_number is None:
-            self._timers.append(self.reactor.callLater(settings.run_time, self.stop))
+            self.reactor.callLater(settings.run_time, self.stop)
         self._schedule_tick()
         if self.datagram_channels:
             self._schedule_udp_sweep()
@@ -169,7 +169,7 @@ class Engine:
     def _schedule_tick(self) -> None:
         period = self.settings.stat_period or 1.0
         due = self.started_at + period * (self._tick + 1)
-        self._timers.append(self.reactor.callLater(max(due - self.clock(), 0), self._on_tick))
+        self.reactor.callLater(max(due - self.clock(), 0), self._on_tick)
 
     def _on_tick(self) -> None:
         self._tick += 1
@@ -178,7 +178,7 @@ class Engine:
 
     def _schedule_udp_sweep(self) -> None:
         timeout = self.settings.udp_timeout
-        self._timers.append(self.reactor.callLater(timeout / 4, self._udp_sweep))
+        self.reactor.callLater(timeout / 4, self._udp_sweep)
 
     def _udp_sweep(self) -> None:
         deadline = self.clock() - self.settings.udp_timeout
@@ -201,8 +201,8 @@ class Engine:
         for concurrency in self.concurrencies:
             if not concurrency.in_flight:
                 concurrency.issue()
-        if self.reactor.running:
-            self._timers.append(self.reactor.callLater(_STOP_GRACE, self._end))
+        if not self._ended:
+            self.reactor.callLater(_STOP_GRACE, self._end)
 
     def fail(self, message: str) -> None:
         if self.failure is None:
@@ -211,11 +211,13 @@ class Engine:
         self._end()
 
     def _end(self) -> None:
-        if self.ended_at is None or not self.stopping:
+        if self._ended:
+            return
+        self._ended = True
+        if self.ended_at is None:
             self.ended_at = self.clock()
         self.stopping = True
-        if self.reactor.running:
-            self.reactor.stop()
+        self.reactor.stop()
 
     # -- trouble -----------------------------------------------------------------------------
 
@@ -228,8 +230,8 @@ class Engine:
         self.fail("can't connect to server %s:%d: %s"
                   % (address.host, address.port, reason.getErrorMessage()))
 
-    def channel_lost(self, concurrency: Concurrency, channel: object, reason: Optional[Failure],
-                     was_in_flight: bool) -> None:
+    def channel_lost(self, concurrency: Concurrency, channel: object,
+                     reason: Optional[Failure]) -> None:
         host, port = self.settings.servers[channel.server_index]
         why = reason.getErrorMessage() if reason is not None else "closed"
         if not self.settings.reconnect:

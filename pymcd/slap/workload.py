@@ -119,6 +119,7 @@ class Window:
         self._overwritten = 0
         self._wraps = 0
         self._rng = rng
+        self._random = rng.random
 
     def _new_key(self) -> bytes:
         size = self._keys.draw()
@@ -156,7 +157,8 @@ class Window:
 
     def random_stored(self) -> Optional[Item]:
         """An item set before, or None while nothing has been set yet."""
-        count = min(self.set_cursor, len(self.items))
-        if count == 0:
-            return None
-        return self.items[int(self._rng.random() * count)]
+        items = self.items
+        count = self.set_cursor
+        if count > len(items):
+            count = len(items)
+        return items[int(self._random() * count)] if count else None

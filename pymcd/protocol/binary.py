@@ -272,6 +272,9 @@ class BinaryMachine:
     def __init__(self, session: Session, commands: Dict[int, IBinaryCommand]) -> None:
         self.session = session
         self.commands = commands
+        # Which commands validate before their value is read, asked once rather than per request.
+        self._staged = {opcode for opcode, command in commands.items()
+                        if IBinaryValueCommand.providedBy(command)}
         self.requests_per_event = session.server.settings.reqs_per_event
         self._buffer = b""
         # Bytes of a frame (or a value) arriving over several reads are kept as a list.
@@ -399,7 +402,7 @@ class BinaryMachine:
             send_error(session, request, Status.UNKNOWN_COMMAND)
             session.swallow(bodylen)
             return
-        if not IBinaryValueCommand.providedBy(command):
+        if request.opcode not in self._staged:
             request.value = b""
             command.execute(session, request)
             return

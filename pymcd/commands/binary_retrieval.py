@@ -11,15 +11,19 @@ import struct
 
 from pymcd.commands.binary_base import BinaryCommand, fail
 from pymcd.protocol.binary import (
+    HEADER_SIZE,
     BinaryRequest,
     Opcode,
     Status,
     pack_response,
     respond,
+    trace_header,
 )
 
 FLAGS = struct.Struct(">I")
 EXPIRATION = struct.Struct(">I")
+# Where the CAS sits in a response header.
+CAS_OFFSET = 16
 
 
 class Retrieve(BinaryCommand):
@@ -54,9 +58,13 @@ class Retrieve(BinaryCommand):
             self._miss(session, request)
             return
         flags, value, cas = hit
-        respond(session, pack_response(
-            request.opcode, request.opaque, Status.SUCCESS, FLAGS.pack(flags),
-            key if self.with_key else b"", value if self.with_value else b"", cas))
+        packet = pack_response(request.opcode, request.opaque, Status.SUCCESS, FLAGS.pack(flags),
+                               key if self.with_key else b"", value if self.with_value else b"",
+                               cas)
+        if server.verbose > 1:
+            # memcached dumps the header before it fills in the item's CAS.
+            trace_header(session, False, packet[:CAS_OFFSET] + bytes(HEADER_SIZE - CAS_OFFSET))
+        session.out.append(packet)
 
     def _miss(self, session, request: BinaryRequest) -> None:
         """Quiet misses say nothing; GETK/GATK misses carry the key instead of ``Not found``."""

@@ -3,6 +3,7 @@ the same reply bytes (CAS values included) and the same close, plain and under -
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 import time
@@ -152,3 +153,29 @@ def test_sasl_refusals_match_memcached(sasl_environment):
     assert expected[0][0][24:38] == b"CRAM-MD5 PLAIN"
     for number, (want, got) in enumerate(zip(expected, actual)):
         assert got == want, "sasl script entry %d: %r" % (number, SASL_SCRIPT[number][:40])
+
+
+TRACED = (
+    store(b"foo", b"bar") + req(0x00, b"foo") + req(0x0C, b"nope")
+    + counter(0x05, b"n", 1, 5) + req(0x04, b"foo") + req(0x0E, b"foo", value=b"x")
+    + req(0x1C, b"n", struct.pack(">I", 5)) + req(0x10, b"sizes") + req(0x30)
+)
+
+
+def binary_trace(server) -> list:
+    """The -vv lines of one binary conversation, connection ids normalised to N."""
+    time.sleep(0.3)
+    replay(server.port, TRACED)
+    time.sleep(0.3)
+    _, err = server.stop()
+    lines = err.decode(errors="replace").splitlines()
+    start = max(i for i, line in enumerate(lines) if "new auto-negotiating client" in line)
+    return [re.sub(r"^([<>]?)\d+", r"\1N", line) for line in lines[start:]
+            if line != "Exiting normally"]
+
+
+def test_binary_vv_traces_match_memcached():
+    expected = binary_trace(start_memcached(["-vv"]))
+    actual = binary_trace(start_pymcd(["-vv"]))
+    assert len(expected) > 100
+    assert actual == expected

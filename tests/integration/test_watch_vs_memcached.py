@@ -1,0 +1,65 @@
+"""The same operations under ``watch fetchers mutations connevents`` on pymcd and on Debian's
+memcached 1.6.18: the event lines must match once the values that cannot (timestamps, the
+watcher's first gid, fds and client ports) are normalised."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from typing import List
+
+import pytest
+
+from support import exchange, have_memcached, start_memcached, start_pymcd
+
+pytestmark = pytest.mark.skipif(not have_memcached(), reason="Debian's memcached is not installed")
+
+OPERATIONS = [
+    b"set foo 5 0 3\r\nbar\r\n", b"get foo\r\n", b"get missing\r\n", b"gets foo\r\n",
+    b"touch foo 0\r\n", b"incr foo 1\r\n", b"set n 0 0 1\r\n1\r\n", b"incr n 5\r\n",
+    b"decr n 1\r\n", b"delete n\r\n", b"delete n\r\n", b"add foo 0 0 1\r\nx\r\n",
+    b"replace nope 0 0 1\r\nx\r\n", b"append foo 0 0 1\r\nx\r\n", b"prepend foo 0 0 1\r\nx\r\n",
+    b"cas foo 0 0 1 999\r\nx\r\n", b"gat 0 foo\r\n", b"mg foo v\r\n", b"ms mk 2\r\nhi\r\n",
+    b"md mk\r\n", b"ma n\r\n", b"set sp%ace 0 0 1\r\nx\r\n", b"mg Zm9vIGJhcg== b v\r\n",
+    b"ms Zm9vIGJhcg== 2 b\r\nhi\r\n", b"set big 0 0 300\r\n" + b"b" * 300 + b"\r\n",
+    b"get big\r\n", b"flush_all\r\n", b"get big\r\n",
+]
+
+
+def watched_lines(server) -> List[bytes]:
+    watcher = server.connect()
+    assert exchange(watcher, b"watch fetchers mutations connevents\r\n",
+                    expect_end=b"\r\n", timeout=5) == b"OK\r\n"
+    client = server.connect()
+    for operation in OPERATIONS:
+        exchange(client, operation, expect_end=b"\r\n")
+    client.close()
+    received = b""
+    watcher.settimeout(0.5)
+    deadline = time.time() + 10
+    while b"conn_close" not in received and time.time() < deadline:
+        try:
+            received += watcher.recv(1 << 16)
+        except socket.timeout:
+            pass
+    watcher.close()
+    return normalise(received.split(b"\n")[:-1])
+
+
+def normalise(lines: List[bytes]) -> List[bytes]:
+    """gid relative to the first line; no ts, cfd or rport."""
+    first_gid = int(re.search(rb"gid=(\d+)", lines[0]).group(1))
+    result = []
+    for line in lines:
+        gid = int(re.search(rb"gid=(\d+)", line).group(1))
+        line = re.sub(rb"^ts=\S+ gid=\d+ ", b"+%d " % (gid - first_gid), line)
+        result.append(re.sub(rb" (cfd|rport)=\d+", b" \\1=N", line))
+    return result
+
+
+def test_event_lines_match_memcached():
+    with start_pymcd(["-m", "64"]) as pymcd, start_memcached(["-m", "64"]) as memcached:
+        ours, theirs = watched_lines(pymcd), watched_lines(memcached)
+    assert len(ours) > len(OPERATIONS)
+    assert ours == theirs

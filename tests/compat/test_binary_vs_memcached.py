@@ -105,7 +105,7 @@ def replay(port: int, payload: bytes) -> tuple:
         sock.sendall(payload + SENTINEL)
         sock.settimeout(0.05)
         received = b""
-        deadline = time.time() + 1.5
+        deadline = time.time() + 0.5
         while time.time() < deadline:
             try:
                 chunk = sock.recv(1 << 20)
@@ -178,4 +178,13 @@ def test_binary_vv_traces_match_memcached():
     expected = binary_trace(start_memcached(["-vv"]))
     actual = binary_trace(start_pymcd(["-vv"]))
     assert len(expected) > 100
+    assert actual == expected
+
+
+@pytest.mark.parametrize("protocol", ["ascii", "binary", "auto"])
+def test_protocol_pinning_matches_memcached(protocol):
+    script = [req(0x0B), b"version\r\n" * 3, req(0x0B) + b"version\r\n" * 3]
+    with start_memcached(["-B", protocol]) as memcached, start_pymcd(["-B", protocol]) as pymcd:
+        expected = run_script(memcached.port, script)
+        actual = run_script(pymcd.port, script)
     assert actual == expected

@@ -67,13 +67,26 @@ class AsciiCodec:
         return b"get " + b" ".join(keys) + b"\r\n", keys
 
     @staticmethod
-    def token(item: Item, position: int) -> object:
+    def token(item: Item) -> object:
+        """What a single get's hit is matched by."""
         return item.key
 
     @staticmethod
     def set_request(item: Item, value: bytes) -> bytes:
         return b"".join((b"set ", item.key, b" 0 ", b"%d %d\r\n" % (item.exp_time, len(value)),
                          value, b"\r\n"))
+
+    @staticmethod
+    def parse_hit(data: bytes, item: Item) -> Optional[bytes]:
+        """The value, if ``data`` is exactly the hit the item's last set would give; else None
+        (the general parser then decides: a miss, an error, a partial or unexpected reply)."""
+        head = item.hit_head
+        if not head:
+            head = item.hit_head = b"VALUE %s 0 %d\r\n" % (item.key, item.value_size)
+        if (len(data) == len(head) + item.value_size + 7 and data.startswith(head)
+                and data.endswith(b"\r\nEND\r\n")):
+            return data[len(head):-7]
+        return None
 
     @staticmethod
     def parse_store(data: bytes) -> Optional[bytes]:
@@ -90,15 +103,6 @@ class AsciiCodec:
     def parse_get(data: bytes, expected: int) -> Optional[GetOutcome]:
         if data == b"END\r\n":
             return [], None
-        if expected == 1 and data.endswith(b"\r\nEND\r\n") and data.startswith(b"VALUE "):
-            # The common single hit, whole in one read: one find, one split, two slices.
-            line_end = data.find(b"\r\n")
-            fields = data[6:line_end].split(b" ")
-            if len(fields) >= 3 and fields[2].isdigit():
-                start = line_end + 2
-                end = start + int(fields[2])
-                if end + 7 == len(data):
-                    return [(fields[0], data[start:end])], None
         hits: Hits = []
         position = 0
         size_of_data = len(data)
@@ -151,8 +155,9 @@ class BinaryCodec:
                 list(range(len(items))))
 
     @staticmethod
-    def token(item: Item, position: int) -> object:
-        return position
+    def token(item: Item) -> object:
+        """What a single get's hit is matched by (the opaque of the only GET)."""
+        return 0
 
     @staticmethod
     def set_request(item: Item, value: bytes) -> bytes:
@@ -161,6 +166,11 @@ class BinaryCodec:
             BINARY_HEADER.pack(_REQUEST_MAGIC, _OPCODE_SET, len(key), _SET_EXTRAS.size, 0, 0,
                                _SET_EXTRAS.size + len(key) + len(value), 0, 0),
             _SET_EXTRAS.pack(0, item.exp_time), key, value))
+
+    @staticmethod
+    def parse_hit(data: bytes, item: Item) -> Optional[bytes]:
+        """No shortcut: the opaque and CAS of a binary reply vary, the general parser it is."""
+        return None
 
     @staticmethod
     def _status_error(status: int, body: bytes) -> bytes:

@@ -23,7 +23,7 @@ from twisted.internet.protocol import DatagramProtocol, Protocol
 from twisted.python.failure import Failure
 
 from pymcd.protocol.udp import HEADER as UDP_HEADER, HEADER_SIZE as UDP_HEADER_SIZE
-from pymcd.slap.codec import PROTOCOL_ERROR, GetOutcome, error_kind
+from pymcd.slap.codec import PROTOCOL_ERROR, GetOutcome, Hits, error_kind
 from pymcd.slap.stats import OpStats
 from pymcd.slap.workload import Item, Window
 
@@ -185,9 +185,14 @@ class Concurrency:
         self._interval = 1.0 / rate if rate > 0 else 0.0
         self._next_due = 0.0
         self._parse_get = self.codec.parse_get
+        self._parse_hit = self.codec.parse_hit
         self._parse_store = self.codec.parse_store
         self._get_stats = self.stats.get
         self._set_stats = self.stats.set
+        self._random = window.random
+        self._token_of = self.codec.token
+        self._checks_hits = bool(self._verify) or self._check_expiry
+        self._send_get = self._send_by_turns  # replaced by add_channels
         # The operation in flight.
         self._in_flight = False
         self._kind = _GET
@@ -209,6 +214,10 @@ class Concurrency:
     def add_channels(self, get_channels: List[object], set_channels: List[object]) -> None:
         self.get_channels = get_channels
         self.set_channels = set_channels
+        if len(get_channels) == 1:
+            self._send_get = get_channels[0].send
+        else:
+            self._send_get = lambda request: self._send_by_turns(get_channels, request)
         self._channel_count = len({id(c) for c in get_channels + set_channels})
 
     def channel_ready(self, channel: object) -> None:
@@ -259,18 +268,31 @@ class Concurrency:
             self._warmup -= 1
             self._send_set(window.next_set(), counted=False)
             return
-        self._set_credit += self._set_proportion
-        if self._set_credit >= 1.0 or window.set_cursor == 0:
-            if self._set_credit >= 1.0:
-                self._set_credit -= 1.0
+        credit = self._set_credit + self._set_proportion
+        if credit >= 1.0 or not window.set_cursor:
+            self._set_credit = credit - 1.0 if credit >= 1.0 else credit
             self._send_set(window.next_set(), counted=True)
-        elif self._multiget > 1:
+            return
+        self._set_credit = credit
+        if self._multiget > 1:
             self._send_multiget()
-        else:
-            item = window.random_stored()
-            self._kind = _GET
-            self._item = item
-            self._send(self.get_channels, item.get_request or self.codec.get_request(item), 1)
+            return
+        # The single get, memaslap's commonest task: inlined, it is most of the client's time.
+        items = window.items
+        count = window.set_cursor
+        if count > len(items):
+            count = len(items)
+        item = items[int(self._random() * count)]
+        self._kind = _GET
+        self._item = item
+        request = item.get_request or self.codec.get_request(item)
+        budget = self.budget
+        if budget is not None:
+            self.budget = budget - 1
+        self._in_flight = True
+        self._written = len(request)
+        self._sent_at = self.clock()
+        self._send_get(request)
 
     def _send(self, channels: List[object], request: bytes, operations: int) -> None:
         budget = self.budget
@@ -285,9 +307,12 @@ class Concurrency:
             for channel in channels:
                 channel.send(request)
         else:
-            # -n: the concurrency's sockets take turns.
-            self._turn += 1
-            channels[self._turn % len(channels)].send(request)
+            self._send_by_turns(channels, request)
+
+    def _send_by_turns(self, channels: List[object], request: bytes) -> None:
+        """-n: the concurrency's sockets take turns."""
+        self._turn += 1
+        channels[self._turn % len(channels)].send(request)
 
     def _send_set(self, item: Item, counted: bool) -> None:
         self._kind = _SET
@@ -329,10 +354,35 @@ class Concurrency:
             return  # bytes nobody asked for: memaslap drops them with its buffer reset
         if channel.pending:
             data = channel.pending + data
-        kind = self._kind
-        if kind == _GET:
+        if self._kind != _GET:
+            self._receive_other(channel, data)
+            return
+        item = self._item
+        value = self._parse_hit(data, item)
+        if value is None:
             outcome = self._parse_get(data, 1)
-        elif kind == _SET:
+            if outcome is None:
+                channel.pending = data
+                return
+        channel.pending = b""
+        self._in_flight = False
+        operation = self._get_stats
+        operation.ops += 1
+        operation.written += self._written
+        operation.read += len(data)
+        micros = int((self.clock() - self._sent_at) * 1000000.0)
+        latencies = operation.latencies
+        latencies[micros] = latencies.get(micros, 0) + 1
+        if value is None:
+            self._get_done(*outcome)
+        elif self._checks_hits and item.stored:
+            self._check_hit(item, value, self._verify_this())
+        self.issue()
+
+    def _receive_other(self, channel, data: bytes) -> None:
+        """conn_read for sets and multi-gets."""
+        kind = self._kind
+        if kind == _SET:
             outcome = self._parse_store(data)
         else:
             outcome = self._parse_get(data, len(self._items))
@@ -350,10 +400,7 @@ class Concurrency:
             self._set_done(len(data))
         else:
             self._in_flight = False
-            if kind == _GET:
-                self._get_done(outcome, len(data))
-            else:
-                self._multiget_done(outcome, len(data))
+            self._multiget_done(outcome, len(data))
         self.issue()
 
     def _count(self, operation: OpStats, operations: int, received: int) -> None:
@@ -381,21 +428,19 @@ class Concurrency:
             if not self._counted:
                 self.engine.log_once("key %s didn't set success" % item.key.hex())
 
-    def _get_done(self, outcome: GetOutcome, received: int) -> None:
-        hits, error = outcome
-        operation = self._get_stats
-        self._count(operation, 1, received)
+    def _get_done(self, hits: Hits, error: Optional[bytes]) -> None:
+        """A single get's reply beyond the plain hit (counted already): errors, misses, checks."""
         item = self._item
         if error is not None:
             self._report_error(error)
         if hits:
             token, value = hits[0]
-            if token != (0 if self.codec.binary else item.key):
+            if token != self._token_of(item):
                 self._report_error(PROTOCOL_ERROR + b" reply for another key")
-            elif item.stored and (self._verify or self._check_expiry):
+            elif item.stored:
                 self._check_hit(item, value, self._verify_this())
         elif error is None:
-            operation.misses += 1
+            self._get_stats.misses += 1
             if item.stored:
                 self._check_miss(item, self._verify_this())
 

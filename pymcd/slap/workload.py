@@ -80,12 +80,14 @@ class SizeDistribution:
 class Item:
     """One task item of a window: a key, the value last stored under it, and its TTL."""
 
-    __slots__ = ("key", "get_request", "value_offset", "value_size", "exp_time", "set_time",
-                 "stored")
+    __slots__ = ("key", "get_request", "hit_head", "value_offset", "value_size", "exp_time",
+                 "set_time", "stored")
 
     def __init__(self, key: bytes, value_size: int, exp_time: int) -> None:
         self.key = key
         self.get_request: bytes = b""
+        # The start of the reply a hit on the current key and value gives (codec's cache).
+        self.hit_head: bytes = b""
         self.value_offset = 0
         self.value_size = value_size
         self.exp_time = exp_time
@@ -119,7 +121,7 @@ class Window:
         self._overwritten = 0
         self._wraps = 0
         self._rng = rng
-        self._random = rng.random
+        self.random = rng.random
 
     def _new_key(self) -> bytes:
         size = self._keys.draw()
@@ -151,6 +153,7 @@ class Window:
                 item.key = self._new_key()
                 item.get_request = b""
             item.value_size = self._values.draw()
+            item.hit_head = b""
         item.value_offset = self._rng.randrange(self._block.offsets)
         item.stored = False
         return item
@@ -161,4 +164,4 @@ class Window:
         count = self.set_cursor
         if count > len(items):
             count = len(items)
-        return items[int(self._random() * count)] if count else None
+        return items[int(self.random() * count)] if count else None

@@ -1,11 +1,12 @@
 """Throughput of pymcd against memcached -t 1 and the bare-Twisted ceiling, in one run.
 
-Each server is pinned to core 0 and the load generator (Debian's memcaslap, i.e. memaslap) to
-core 1, one server at a time, with the same workload: 90% get / 10% set, 64-byte keys, 100-byte
-values, 32 concurrent connections. The machines are noisy, so the figures that matter are the
-ratios within one run.
+Each server is pinned to core 0 and the load generator (Debian's memcaslap, i.e. memaslap, or
+pymcd's own pymcd-slap with --client pymcd-slap) to core 1, one server at a time, with the same
+workload: 90% get / 10% set, 64-byte keys, 100-byte values, 32 concurrent connections. The
+machines are noisy, so the figures that matter are the ratios within one run.
 
     python bench/throughput.py [--time 10s] [--binary] [--udp] [--rounds 1]
+                               [--client memcaslap|pymcd-slap]
 
 Writes bench/results/throughput-<protocol>-<timestamp>.json and prints a table.
 """
@@ -71,9 +72,15 @@ def server_commands(port: int, udp: bool) -> Dict[str, List[str]]:
     return commands
 
 
-def run_memcaslap(port: int, seconds: str, binary: bool, udp: bool, config: str) -> Dict[str, float]:
-    command = ["taskset", "-c", "1", "memcaslap", "-s", "127.0.0.1:%d" % port, "-T", "1",
-               "-c", "32", "-t", seconds, "-F", config]
+CLIENTS = {"memcaslap": ["memcaslap"],
+           "pymcd-slap": [sys.executable, "-m", "pymcd.slap", "--no-progress"]}
+
+
+def run_client(client: str, port: int, seconds: str, binary: bool, udp: bool,
+               config: str) -> Dict[str, float]:
+    """Either load generator: pymcd-slap takes memaslap's options and prints its summary."""
+    command = ["taskset", "-c", "1"] + CLIENTS[client] + [
+        "-s", "127.0.0.1:%d" % port, "-T", "1", "-c", "32", "-t", seconds, "-F", config]
     if binary:
         command.append("-B")
     if udp:
@@ -82,7 +89,7 @@ def run_memcaslap(port: int, seconds: str, binary: bool, udp: bool, config: str)
     output = result.stdout + result.stderr
     match = re.search(r"Run time: ([\d.]+)s Ops: (\d+) TPS: (\d+) Net_rate: ([\d.]+)M/s", output)
     if not match:
-        raise RuntimeError("memcaslap produced no summary:\n" + output[-2000:])
+        raise RuntimeError("%s produced no summary:\n%s" % (client, output[-2000:]))
     figures = {"run_time": float(match.group(1)), "ops": int(match.group(2)),
                "tps": int(match.group(3)), "net_rate_mb": float(match.group(4))}
     for counter in ("get_misses", "verify_failed", "packet_drop", "udp_timeout"):
@@ -98,7 +105,7 @@ def measure(name: str, command: List[str], args: argparse.Namespace, config: str
                                stderr=subprocess.DEVNULL)
     try:
         wait_for(port)
-        return run_memcaslap(port, args.time, args.binary, args.udp, config)
+        return run_client(args.client, port, args.time, args.binary, args.udp, config)
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -111,8 +118,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--udp", action="store_true", help="UDP (memcaslap -U)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the whole comparison")
     parser.add_argument("--servers", default="pymcd,memcached,ceiling")
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="memcaslap",
+                        help="load generator (pymcd-slap takes the same options)")
     args = parser.parse_args(argv)
-    if shutil.which("memcaslap") is None:
+    if args.client == "memcaslap" and shutil.which("memcaslap") is None:
         print("memcaslap not found: apt-get install libmemcached-tools", file=sys.stderr)
         return 2
     wanted = args.servers.split(",")
@@ -140,13 +149,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     for a, b in (("pymcd", "ceiling"), ("pymcd", "memcached"), ("ceiling", "memcached")):
         if a in summary and b in summary:
             ratios["%s/%s" % (a, b)] = statistics.median(r[a]["tps"] / r[b]["tps"] for r in rounds)
-    report = {"protocol": protocol, "time": args.time, "workload": "90% get / 10% set, 64 B keys, "
-              "100 B values, 32 connections, servers on core 0, memcaslap -T 1 on core 1",
+    report = {"protocol": protocol, "time": args.time, "client": args.client,
+              "workload": "90% get / 10% set, 64 B keys, 100 B values, 32 connections, servers "
+              "on core 0, " + args.client + " -T 1 on core 1",
               "rounds": rounds, "mean_tps": summary, "ratios": ratios}
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / ("throughput-%s-%s.json" % (protocol, time.strftime("%Y%m%d-%H%M%S")))
+    client = "" if args.client == "memcaslap" else args.client + "-"
+    out = RESULTS / ("throughput-%s-%s%s.json" % (protocol, client,
+                                                   time.strftime("%Y%m%d-%H%M%S")))
     out.write_text(json.dumps(report, indent=2))
-    print("protocol: %s, %d round(s) of %s" % (protocol, args.rounds, args.time))
+    print("protocol: %s, client: %s, %d round(s) of %s"
+          % (protocol, args.client, args.rounds, args.time))
     for name, tps in summary.items():
         print("  %-10s %10.0f ops/s" % (name, tps))
     for name, ratio in ratios.items():

@@ -90,6 +90,7 @@ class Store:
         self._chunk_sizes = self.slabs.page_chunk_size
         self._page_class = self.slabs.page_class
         self._largest = self.slabs.largest
+        self._classes = self.slabs.classes
         self.lru = LRULists(self.slabs)
         self._index: Dict[bytes, int] = {}
         self._chains: Dict[int, List[int]] = {}  # head location -> further chunks of big items
@@ -363,8 +364,11 @@ class Store:
                 self.unlink(key)
             return outcomes.TOO_LARGE, 0
         old = self._index.get(key)
-        if old is not None and clsid != self._largest and self._page_class[old >> SLOT_BITS] == clsid:
-            # Same class: the new item takes the old one's chunk (no free/alloc, no re-index).
+        if old is not None and clsid != self._largest and self._page_class[old >> SLOT_BITS] == clsid \
+                and self._classes[clsid].free:
+            # Same class, and memcached would find a free chunk for the new item: the new item
+            # takes the old one's chunk instead (same counts, no free/alloc, no re-index). With no
+            # free chunk memcached grows the class or evicts first, so that path is taken below.
             page_number = old >> SLOT_BITS
             page = self._pages[page_number]
             offset = (old & SLOT_MASK) * self._chunk_sizes[page_number]

@@ -1,0 +1,132 @@
+"""Page moves: ``slabs reassign`` replies and effects, the automover, ``cache_memlimit``."""
+
+from __future__ import annotations
+
+from pymcd.store import outcomes
+from pymcd.store.rebalance import BADCLASS, BUSY, NOSPARE, OK, SAME
+
+from tests.store.conftest import MIB
+from tests.store.test_eviction import CLASS, PER_PAGE, fill, present
+
+SMALL_CLASS = 1  # 10-byte values: 48 + 7 + 12 + 8 = 75 bytes, 96-byte chunks
+
+
+def test_reassign_replies(clocked) -> None:
+    c = clocked()
+    store = c.store
+    fill(store, 0, 2 * PER_PAGE + 1)  # three pages of class 12
+    largest = store.slabs.largest
+    assert store.slabs_reassign(CLASS, CLASS) == SAME
+    assert store.slabs_reassign(CLASS, largest + 1) == BADCLASS
+    assert store.slabs_reassign(-2, 3) == BADCLASS
+    assert store.slabs_reassign(3, CLASS) == NOSPARE  # class 3 has no pages at all
+    assert store.slabs_reassign(0, CLASS) == NOSPARE  # the global pool is empty
+    assert store.slabs_reassign(CLASS, 5) == OK
+    assert store.slabs_reassign(CLASS, 6) == BUSY  # the first move has not run yet
+    assert c.stat("slab_reassign_running") == 1
+    assert store.rebalancer.step()
+    assert c.stat("slab_reassign_running") == 0 and c.stat("slabs_moved") == 1
+    assert store.slabs_reassign(CLASS, 6) == OK
+
+
+def test_a_moved_page_rescues_what_fits_and_evicts_the_rest(clocked) -> None:
+    c = clocked()
+    store = c.store
+    fill(store, 0, 3 * PER_PAGE)
+    for number in range(2 * PER_PAGE, 2 * PER_PAGE + 100):  # free 100 chunks on the third page
+        store.delete(b"k%05d" % number)
+    assert store.slabs_reassign(CLASS, 5) == OK
+    store.rebalancer.step()
+    # The first page's 885 items: 100 rescued into the free chunks, 785 evicted.
+    assert c.stat("slab_reassign_rescues") == 100
+    assert c.stat("slab_reassign_evictions_nomem") == PER_PAGE - 100
+    assert c.slab_stat(CLASS, "total_pages") == 2 and c.slab_stat(5, "total_pages") == 1
+    assert c.stat("curr_items") == 3 * PER_PAGE - 100 - (PER_PAGE - 100)
+    survivors = present(store, 0, PER_PAGE)
+    assert len(survivors) == 100
+    assert all(store.get(b"k%05d" % number)[1] == b"v" * 1000 for number in survivors)
+    assert c.slab_stat(5, "free_chunks") == c.slab_stat(5, "total_chunks")
+    # The destination class now stores into the page it was given, within the same budget.
+    malloced = store.slabs.malloced
+    assert store.store(outcomes.SET, b"five", 0, 0, b"x" * 150)[0] == outcomes.STORED
+    assert store.slabs.malloced == malloced
+
+
+def test_any_source_and_the_global_pool(clocked) -> None:
+    c = clocked()
+    store = c.store
+    fill(store, 0, 2 * PER_PAGE)
+    assert store.slabs_reassign(-1, 3) == OK  # -1: memcached picks a class with pages to spare
+    store.rebalancer.step()
+    assert c.slab_stat(3, "total_pages") == 1
+    assert store.slabs_reassign(-1, 4) == BADCLASS  # nobody has two pages left
+    fill(store, 5000, PER_PAGE)  # class 12 is back to two pages... and a third
+    assert store.slabs_reassign(CLASS, 0) == OK  # to the global page pool
+    store.rebalancer.step()
+    assert c.stat("slab_global_page_pool") == 1
+    malloced = store.slabs.malloced
+    fill(store, 9000, PER_PAGE + 1)  # class 12 needs a page: it comes from the pool
+    assert c.stat("slab_global_page_pool") == 0 and store.slabs.malloced == malloced + MIB
+
+
+def test_automove_gives_idle_free_pages_to_the_global_pool(clocked) -> None:
+    c = clocked(slab_automove=1, slab_automove_window=3)
+    store = c.store
+    fill(store, 0, 4 * PER_PAGE)
+    for number in range(4 * PER_PAGE):
+        store.delete(b"k%05d" % number)
+    for _ in range(4):  # the window must see no page growth, evictions or failures
+        c.advance(1)
+        store.rebalancer_step()
+    assert c.stat("slabs_moved") >= 1
+    assert c.stat("slab_global_page_pool") >= 1
+
+
+def test_automove_feeds_a_class_evicting_young_items(clocked) -> None:
+    """The class with the oldest COLD tail gives a page to one that evicts young items."""
+    c = clocked(memory_limit=8 * MIB, slab_automove=1, slab_automove_window=3)
+    store = c.store
+    fill(store, 0, 3 * PER_PAGE)  # class 12: 3 pages, then left alone
+    for _ in range(10):
+        store.juggle(CLASS)
+    small = b"s" * 10
+    number = 0
+    moved_to_small = False
+    for _ in range(12):  # class 1 fills the rest of the budget and keeps evicting
+        for _ in range(20_000):
+            store.store(outcomes.SET, b"s%07d" % number, 0, 0, small)
+            number += 1
+        c.advance(30)
+        store.rebalancer_step()
+        store.rebalancer_step()
+        if c.slab_stat(CLASS, "total_pages") < 3:
+            moved_to_small = True
+            break
+    assert c.item_stat(SMALL_CLASS, "evicted") > 0
+    assert moved_to_small
+    assert c.stat("slabs_moved") >= 1
+
+
+def test_memlimit_grows_at_once_and_shrinks_through_the_pool(clocked) -> None:
+    c = clocked(memory_limit=2 * MIB, slab_automove=1, slab_automove_window=3)
+    store = c.store
+    fill(store, 0, 2 * PER_PAGE + 5)
+    assert c.stat("evictions") == 5 and c.slab_stat(CLASS, "total_pages") == 2
+    store.set_memory_limit(8 * MIB)
+    assert c.stat("limit_maxbytes") == 8 * MIB
+    fill(store, 10_000, 4 * PER_PAGE)
+    assert c.stat("evictions") == 5 and c.slab_stat(CLASS, "total_pages") == 6
+    for number in range(10_000, 10_000 + 4 * PER_PAGE):
+        store.delete(b"k%05d" % number)
+    store.set_memory_limit(3 * MIB)
+    assert store.slabs.malloced == 6 * MIB  # nothing in the pool yet: shrinking waits for pages
+    for _ in range(12):
+        c.advance(1)
+        store.rebalancer_step()
+        store.rebalancer_step()
+    # Free pages go to the pool and are freed until under 2.5 pages' worth of chunks are free:
+    # memcached shrinks by moving free memory, never by evicting.
+    assert store.slabs.malloced == 4 * MIB
+    assert c.stat("slab_global_page_pool") == 0
+    assert dict(store.slabs_stats())["total_malloced"] == store.slabs.malloced
+    assert len(present(store, 2 * PER_PAGE - 100, 100)) > 0  # live items were rescued, not lost

@@ -31,11 +31,14 @@ class SlapResult:
     report: Optional[dict] = None
 
 
-def run_slap(server_port: int, args: Sequence[str], timeout: float = 60.0,
+def run_slap(server_port: Optional[int], args: Sequence[str], timeout: float = 60.0,
              with_json: bool = True) -> SlapResult:
-    """Run pymcd-slap against 127.0.0.1:server_port; parse its memaslap-style report."""
+    """Run pymcd-slap against 127.0.0.1:server_port (or the ``-s`` in args); parse its
+    memaslap-style report."""
     json_path = None
-    command: List[str] = [sys.executable, "-m", "pymcd.slap", "-s", "%s:%d" % (HOST, server_port)]
+    command: List[str] = [sys.executable, "-m", "pymcd.slap"]
+    if server_port is not None:
+        command += ["-s", "%s:%d" % (HOST, server_port)]
     command += list(args)
     if with_json:
         handle, json_path = tempfile.mkstemp(suffix=".json")

@@ -6,9 +6,11 @@ right but garbles a key or a value fails here.
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from slap_run import run_slap
-from support import free_port, have_memcached, start_memcached, start_pymcd
+from support import exchange, free_port, have_memcached, start_memcached, start_pymcd
 
 needs_memcached = pytest.mark.skipif(not have_memcached(), reason="Debian's memcached is missing")
 
@@ -150,3 +152,24 @@ def test_json_report_fields(memcached):
     assert report["settings"]["servers"] == ["127.0.0.1:%d" % memcached.port]
     assert report["settings"]["value_ranges"] == [[100, 100, 1.0]]
     assert report["tps"] == pytest.approx(1000 / report["run_time"])
+
+
+def stat(port: int, name: str) -> int:
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        reply = exchange(sock, b"stats\r\n", expect_end=b"END\r\n").decode()
+    return int(reply.split("STAT %s " % name)[1].split("\r\n")[0])
+
+
+@needs_memcached
+def test_replicated_writes_reach_every_replica():
+    """-p 2 with two servers: every set goes to both, each concurrency reads its own."""
+    with start_memcached() as first, start_memcached() as second:
+        servers = "127.0.0.1:%d,127.0.0.1:%d" % (first.port, second.port)
+        result = run_slap(None, ["-s", servers, "-p", "2", "-c", "2", "-x", "2000", "-v", "1.0"]
+                          + SMALL_VALUES)
+        check_clean(result)
+        sets = result.counters["cmd_set"]
+        assert stat(first.port, "cmd_set") == sets == stat(second.port, "cmd_set")
+        gets = stat(first.port, "cmd_get") + stat(second.port, "cmd_get")
+        assert gets == result.counters["cmd_get"]
+        assert stat(first.port, "cmd_get") > 0 and stat(second.port, "cmd_get") > 0

@@ -110,3 +110,27 @@ def test_server_going_away_ends_the_run_with_the_figures_so_far():
     assert "connection to 127.0.0.1:%d lost" % server.port in err
     assert "use -R to reconnect" in err
     assert "Run time: " in out and "cmd_get: 0\n" not in out
+
+
+def test_reconnect_carries_on_after_the_server_comes_back():
+    server = start_pymcd()
+    port = server.port
+    slap = subprocess.Popen([sys.executable, "-m", "pymcd.slap", "-s", "127.0.0.1:%d" % port,
+                             "-c", "2", "-t", "5s", "-X", "100", "-P", "400", "-R"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        server.stop()
+        time.sleep(1.0)
+        server = start_pymcd(port=port)
+        out, err = slap.communicate(timeout=30)
+    finally:
+        server.stop()
+    assert slap.returncode == 0, err
+    assert "error CONNECTION_LOST: 2\n" in out
+    assert "reconnecting" in err
+    # 400 ops/s for 1.5 s before the loss; then the run went on against the new, empty server
+    # (its misses are the proof: the first server had every item that was read).
+    ops = int(out.split("Ops: ")[1].split()[0])
+    assert ops > 800, out
+    assert int(out.split("get_misses: ")[1].split()[0]) > 0, out

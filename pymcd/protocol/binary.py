@@ -235,7 +235,8 @@ def send_error(session: Session, request: BinaryRequest, status: int,
     """memcached's write_bin_error, sent for quiet requests too."""
     if session.server.verbose > 1:
         shown = ERROR_TEXT[status] if text is None else text
-        session.server.trace(">%d Writing an error: %s" % (session.conn_id, shown.decode("latin-1")))
+        session.server.trace(">%d Writing an error: %s"
+                             % (session.conn_id, shown.decode("latin-1")))
     respond(session, error_response(request, status, text))
     request.flushes = True
 
@@ -324,6 +325,7 @@ class BinaryMachine:
                     self._wait_for(data, pos, length)
                     return False
                 self._pending = None
+                session.state = "conn_waiting"
                 request.value = data[pos:pos + length]
                 pos += length
                 command.execute(session, request)
@@ -411,6 +413,8 @@ class BinaryMachine:
             return
         if length:
             self._pending = (command, request, length)
+            # The idle sweep spares a connection in the middle of a value, as memcached does.
+            session.state = "conn_nread"
         else:
             command.execute(session, request)
 

@@ -414,11 +414,27 @@ def test_bad_magic_closes_dropping_replies_not_yet_flushed(conn):
     assert [p.opcode for p in packets] == [Opcode.NOOP] and conn2.closing
 
 
-def test_garbage_never_raises():
-    noise = bytes(range(256)) * 3
-    for start in range(0, len(noise), 7):
-        conn = Server().connect()
-        conn.raw(b"\x80" + noise[start:start + 200])
+random_packet = st.builds(
+    lambda opcode, key, extras, value, keylen, extlen, bodylen: struct.pack(
+        ">BBHBBHIIQ", 0x80, opcode, len(key) if keylen is None else keylen,
+        len(extras) if extlen is None else extlen, 0, 0,
+        len(key) + len(extras) + len(value) if bodylen is None else bodylen, 0, 0)
+    + extras + key + value,
+    st.integers(0, 0x30), st.binary(max_size=12), st.binary(max_size=24), st.binary(max_size=12),
+    st.none() | st.integers(0, 300), st.none() | st.integers(0, 30),
+    st.none() | st.integers(0, 400),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(random_packet | st.binary(max_size=40), min_size=1, max_size=6),
+       st.booleans())
+def test_any_bytes_are_answered_or_closed_never_raised(chunks, sasl):
+    conn = Server(sasl=sasl, binding_protocol="binary").connect()
+    data = b"\x80" + b"".join(chunks)[1:]
+    packets, rest = parse_responses(conn.raw(data))
+    assert rest == b""
+    assert all(packet.status in vars(Status).values() for packet in packets)
 
 
 CONVERSATION = [

@@ -1,4 +1,5 @@
-"""SASL authentication for the binary protocol: PLAIN and CRAM-MD5 against a password file.
+"""SASL authentication for the binary protocol: SCRAM-SHA-256, CRAM-MD5 and PLAIN against a
+password file.
 
 memcached hands SASL to Cyrus libsasl and, with ``MEMCACHED_SASL_PWDB``, checks passwords against
 a ``user:password`` file it re-reads on every attempt (so edits apply without a restart). pymcd
@@ -12,10 +13,16 @@ does the same with its own small mechanisms:
 - nothing here logs or returns a password: a failure is reported as the user name only.
 
 Each connection gets its own :class:`SaslServer`, so a reconnecting client starts over.
+
+memcached's binary protocol cannot carry data with a success (it answers ``Authenticated``), so a
+mechanism that ends with a server message (SCRAM's signature) gets one more round, as Cyrus runs it
+for such protocols: the message comes with AUTH_CONTINUE and an empty SASL_STEP completes.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import os
 import secrets
@@ -134,8 +141,97 @@ class CramMD5(Mechanism):
         return (OK if stored is not None and matches else BAD_AUTH), b""
 
 
+class ScramSha256(Mechanism):
+    """RFC 5802 / RFC 7677 without channel binding.
+
+    The file holds plain passwords, so each exchange salts afresh. An unknown user is led through
+    the whole exchange with a made-up password and fails at the proof, so a client cannot tell
+    unknown users from wrong passwords.
+    """
+
+    name = b"SCRAM-SHA-256"
+    iterations = 4096
+
+    def __init__(self, passwords: PasswordFile) -> None:
+        super().__init__(passwords)
+        self.known_user = False
+        self.gs2_header = b""
+        self.nonce = b""
+        self.salted_password = b""
+        self.first_messages = b""
+
+    @staticmethod
+    def new_salt() -> bytes:
+        return secrets.token_bytes(16)
+
+    @staticmethod
+    def new_nonce() -> bytes:
+        return base64.b64encode(secrets.token_bytes(18))
+
+    def start(self, data: bytes) -> Outcome:
+        cbind, _, rest = data.partition(b",")
+        authzid, _, client_first_bare = rest.partition(b",")
+        attributes = _scram_attributes(client_first_bare)
+        if cbind not in (b"n", b"y") or "n" not in attributes or "r" not in attributes:
+            return BAD_PROTOCOL, b""
+        user = attributes["n"].replace(b"=2C", b",").replace(b"=3D", b"=")
+        self.user = user
+        if authzid and authzid != b"a=" + attributes["n"]:
+            return BAD_AUTH, b""
+        stored = self.passwords.password_for(user)
+        self.known_user = stored is not None
+        salt = self.new_salt()
+        self.salted_password = hashlib.pbkdf2_hmac(
+            "sha256", stored if stored is not None else secrets.token_bytes(16), salt,
+            self.iterations)
+        self.gs2_header = data[:len(data) - len(client_first_bare)]
+        self.nonce = attributes["r"] + self.new_nonce()
+        server_first = b"r=%s,s=%s,i=%d" % (self.nonce, base64.b64encode(salt), self.iterations)
+        self.first_messages = client_first_bare + b"," + server_first
+        return CONTINUE, server_first
+
+    def step(self, data: bytes) -> Outcome:
+        if not self.nonce:
+            return BAD_PROTOCOL, b""
+        nonce, self.nonce = self.nonce, b""
+        without_proof, _, proof_field = data.rpartition(b",")
+        attributes = _scram_attributes(without_proof)
+        if (not proof_field.startswith(b"p=")
+                or attributes.get("c") != base64.b64encode(self.gs2_header)
+                or attributes.get("r") != nonce):
+            return BAD_PROTOCOL, b""
+        try:
+            proof = base64.b64decode(proof_field[2:], validate=True)
+        except ValueError:
+            return BAD_PROTOCOL, b""
+        auth_message = self.first_messages + b"," + without_proof
+        client_key = _hmac(self.salted_password, b"Client Key")
+        stored_key = hashlib.sha256(client_key).digest()
+        signature = _hmac(stored_key, auth_message)
+        claimed_key = bytes(a ^ b for a, b in zip(proof, signature)) if len(proof) == 32 else b""
+        matches = hmac.compare_digest(hashlib.sha256(claimed_key).digest(), stored_key)
+        if not (matches and self.known_user):
+            return BAD_AUTH, b""
+        server_signature = _hmac(_hmac(self.salted_password, b"Server Key"), auth_message)
+        return OK, b"v=" + base64.b64encode(server_signature)
+
+
+def _hmac(key: bytes, message: bytes) -> bytes:
+    return hmac.new(key, message, "sha256").digest()
+
+
+def _scram_attributes(message: bytes) -> Dict[str, bytes]:
+    """``a=1,b=2`` as a dict (the first of a repeated attribute wins)."""
+    attributes: Dict[str, bytes] = {}
+    for field in message.split(b","):
+        if len(field) >= 2 and field[1:2] == b"=":
+            attributes.setdefault(field[:1].decode("latin-1"), field[2:])
+    return attributes
+
+
+# Strongest first, as Cyrus lists them.
 MECHANISMS: Dict[bytes, Type[Mechanism]] = {
-    mechanism.name: mechanism for mechanism in (CramMD5, Plain)
+    mechanism.name: mechanism for mechanism in (ScramSha256, CramMD5, Plain)
 }
 
 
@@ -147,6 +243,9 @@ class SaslServer:
         self.exchange: Optional[Mechanism] = None
         # The user named in the exchange that finished last (for logs and the session).
         self.user: Optional[bytes] = None
+        # A mechanism succeeded with a final message, sent as a continuation: an empty step
+        # from the client completes the exchange.
+        self.success_pending = False
 
     @staticmethod
     def mechanism_list() -> bytes:
@@ -161,20 +260,27 @@ class SaslServer:
             self.exchange_done()
             return NO_MECHANISM, b""
         self.exchange = factory(self.passwords)
-        outcome = self.exchange.start(data)
-        if outcome[0] != CONTINUE:
-            self.exchange_done()
-        return outcome
+        return self._conclude(self.exchange.start(data))
 
     def step(self, data: bytes) -> Outcome:
         """SASL_STEP: continue the exchange SASL_AUTH started; without one it fails."""
         if self.exchange is None:
             return BAD_PROTOCOL, b""
-        outcome = self.exchange.step(data)
-        if outcome[0] != CONTINUE:
+        if self.success_pending:
+            self.success_pending = False
+            return self._conclude((BAD_PROTOCOL if data else OK, b""))
+        return self._conclude(self.exchange.step(data))
+
+    def _conclude(self, outcome: Outcome) -> Outcome:
+        code, data = outcome
+        if code == OK and data:
+            self.success_pending = True
+            return CONTINUE, data
+        if code != CONTINUE:
             self.exchange_done()
         return outcome
 
     def exchange_done(self) -> None:
         self.user = self.exchange.user if self.exchange is not None else None
         self.exchange = None
+        self.success_pending = False

@@ -138,7 +138,7 @@ def test_binary_script_matches_memcached_byte_for_byte():
 @pytest.fixture
 def sasl_environment(tmp_path, monkeypatch):
     """memcached finds its mechanisms in a Cyrus config; pymcd reads the password file."""
-    (tmp_path / "memcached.conf").write_text("mech_list: cram-md5 plain\n")
+    (tmp_path / "memcached.conf").write_text("mech_list: scram-sha-256 cram-md5 plain\n")
     passwords = tmp_path / "pwdb"
     passwords.write_text("alice:secret\n")
     monkeypatch.setenv("SASL_CONF_PATH", str(tmp_path))
@@ -150,7 +150,7 @@ def test_sasl_refusals_match_memcached(sasl_environment):
         expected = run_script(memcached.port, SASL_SCRIPT)
         actual = run_script(pymcd.port, SASL_SCRIPT)
     # Before authentication even the sentinel NOOP is refused, after the mechanism list.
-    assert expected[0][0][24:38] == b"CRAM-MD5 PLAIN"
+    assert expected[0][0][24:52] == b"SCRAM-SHA-256 CRAM-MD5 PLAIN"
     for number, (want, got) in enumerate(zip(expected, actual)):
         assert got == want, "sasl script entry %d: %r" % (number, SASL_SCRIPT[number][:40])
 

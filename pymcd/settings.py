@@ -79,6 +79,14 @@ def _or_null(value: Optional[str], null: str = "NULL") -> str:
     return value if value else null
 
 
+# Debian's memcached is built with extstore and reports its defaults; pymcd has no extstore.
+EXTSTORE_DEFAULTS: List[Tuple[str, object]] = [
+    ("ext_item_size", 512), ("ext_item_age", 4294967295), ("ext_low_ttl", 0),
+    ("ext_recache_rate", 2000), ("ext_wbuf_size", 4194304), ("ext_compact_under", 0),
+    ("ext_drop_under", 0), ("ext_max_sleep", 1000000), ("ext_max_frag", "0.80"),
+]
+
+
 def settings_stats(settings: Settings, oldest_live: int) -> List[Tuple[str, object]]:
     """The lines of ``stats settings`` in memcached 1.6.18's order and formats."""
     s, st = settings, settings.store
@@ -136,6 +144,9 @@ def settings_stats(settings: Settings, oldest_live: int) -> List[Tuple[str, obje
         ("read_buf_mem_limit", s.read_buf_mem_limit),
         ("track_sizes", _yes_no(st.track_sizes)),
         ("inline_ascii_response", "no"),
+    ] + EXTSTORE_DEFAULTS + [
+        ("slab_automove_freeratio", "%.3f" % st.slab_automove_freeratio),
+        ("ext_drop_unread", "no"),
         ("ssl_enabled", _yes_no(s.ssl_enabled)),
         ("ssl_chain_cert", _or_null(s.ssl_chain_cert, "(null)")),
         ("ssl_key", _or_null(s.ssl_key, "(null)")),

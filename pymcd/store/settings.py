@@ -33,4 +33,5 @@ class StoreSettings:
     slab_automove: int = 1
     slab_automove_ratio: float = 0.8
     slab_automove_window: int = 30
+    slab_automove_freeratio: float = 0.01  # extstore's automover only; shown in stats settings
     dump_enabled: bool = True

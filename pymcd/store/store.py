@@ -54,7 +54,7 @@ REALTIME_MAXDELTA = 60 * 60 * 24 * 30
 # client, so it runs at most ten times a second and each pass is bounded.
 MAINTAINER_MIN_SLEEP = 0.1
 MAINTAINER_MAX_SLEEP = 1.0
-JUGGLES_PER_CLASS = 100
+JUGGLES_PER_CLASS = 500
 CRAWLER_MIN_SLEEP = 0.01
 # memcached's slab mover is woken by a signal; here it looks for queued moves this often.
 REBALANCER_SLEEP = 0.1
@@ -710,28 +710,38 @@ class Store:
         return self.now - TIME.unpack_from(page, offset + OFF_TIME)[0]
 
     def juggle(self, clsid: int) -> int:
-        """One class's maintenance pass (memcached's lru_maintainer_juggle); returns moves."""
+        """One class's maintenance pass (memcached's lru_maintainer_juggle); returns moves.
+
+        TEMP tails are only reclaimed. HOT and WARM drain into COLD when over their share of the
+        class or older than a factor of COLD's tail age; in flat mode (ages and sizes of 0)
+        they drain entirely, which matters after ``lru mode flat``.
+        """
         settings = self.settings
-        self._pull_tail(clsid, TEMP, 0, 0, evict=False)
-        if not settings.lru_segmented:
-            return 0
-        total = self.lru.class_bytes(clsid)
-        cold_age = self.tail_age(clsid, COLD)
-        if cold_age < 60:
-            cold_age = 60
-        hot_age = int(cold_age * settings.hot_max_factor)
-        warm_age = int(cold_age * settings.warm_max_factor)
         moves = 0
+        if settings.temp_lru:
+            for _ in range(JUGGLES_PER_CLASS):
+                if self._pull_tail(clsid, TEMP, 0, 0, evict=False) <= 0:
+                    break
+                moves += 1
+        total = hot_age = warm_age = 0
+        segmented = settings.lru_segmented
+        if segmented:
+            cold_age = self.tail_age(clsid, COLD)
+            hot_age = int(cold_age * settings.hot_max_factor)
+            warm_age = int(cold_age * settings.warm_max_factor)
+            base = clsid * SEGMENTS
+            sizes = self.lru.sizes
+            total = sizes[base + HOT] + sizes[base + WARM] + sizes[base + COLD]
         for _ in range(JUGGLES_PER_CLASS):
             more = 0
             if self._pull_tail(clsid, HOT, total, hot_age, evict=False) or \
                     self._pull_tail(clsid, WARM, total, warm_age, evict=False):
                 more += 1
-            more += self._pull_tail(clsid, COLD, total, 0, evict=False)
+            if segmented:
+                more += self._pull_tail(clsid, COLD, total, 0, evict=False)
             if not more:
                 break
             moves += 1
-        self.lru_maintainer_juggles += 1
         return moves
 
     # ------------------------------------------------------------------ iteration
@@ -822,6 +832,7 @@ class Store:
             self._last_crawler_check = self.now
             self.crawler.autocrawl_check()
         moves = 0
+        self.lru_maintainer_juggles += 1
         for clsid in range(1, len(self.slabs.classes)):
             if self.lru.class_bytes(clsid):
                 moves += self.juggle(clsid)

@@ -84,8 +84,13 @@ TRANSPORTS = {"local": b"local", "tcp": b"tcp", "udp": b"udp"}
 CLOSE_REASONS = ("error", "normal", "idle_timeout", "shutdown")
 
 
+UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+
+
 def encode_key(key: bytes) -> bytes:
     """memcached's uriencode: letters, digits and ``-._~`` stay, every other byte is %XX."""
+    if not key.translate(None, UNRESERVED):
+        return key  # the usual key needs no encoding: skip the slow path
     return quote_from_bytes(key, safe="").encode("ascii")
 
 
@@ -93,7 +98,7 @@ def encode_key(key: bytes) -> bytes:
 class Watcher:
     """One watching connection: its event filter and its bounded buffer of rendered lines.
 
-    Lines wait in ``pending`` (at most ``capacity`` bytes) while the transport is paused; the
+    Lines wait in ``pending`` (about ``capacity`` bytes) while the transport is paused; the
     transport pauses us when its own buffer is full, i.e. when the client stopped reading. Lines
     that do not fit are counted and announced as ``skipped=N`` before the next line that fits.
     """
@@ -125,13 +130,11 @@ class Watcher:
         self._schedule_flush()
 
     def has_room(self) -> bool:
+        """Whether one more line may be queued (the buffer may overshoot by that one line)."""
         return self.pending_size + LINE_HEADROOM < self.capacity
 
-    def offer(self, line: bytes) -> bool:
-        """Queue ``line`` if it fits; return False (and count a skip) if it does not."""
-        if self.pending_size + len(line) + LINE_HEADROOM > self.capacity:
-            self.skipped += 1
-            return False
+    def offer(self, line: bytes) -> None:
+        """Queue ``line``, after the ``skipped=N`` notice if lines were dropped before it."""
         if self.skipped:
             notice = b"skipped=%d\n" % self.skipped
             self.pending.append(notice)
@@ -141,7 +144,6 @@ class Watcher:
         self.pending_size += len(line)
         if self._flush_call is None:
             self._schedule_flush()
-        return True
 
     def _schedule_flush(self) -> None:
         if self.clock is not None and not self.paused and self._flush_call is None:
@@ -233,6 +235,28 @@ class EventLog:
         self._gid += 1
         return self._gid
 
+    def room_for(self, flag: int) -> bool:
+        """Whether an event of kind ``flag`` is worth preparing.
+
+        When every watcher of that kind is full the event is accounted for here (its gid spent,
+        one skip per watcher) and the caller need not look anything up or render anything:
+        this keeps a stalled watcher from slowing the server down.
+        """
+        interested = False
+        for watcher in self.watchers:
+            if watcher.flags & flag:
+                if watcher.has_room():
+                    return True
+                interested = True
+        if interested:
+            self._next_gid()
+            self.worker_written += 1
+            for watcher in self.watchers:
+                if watcher.flags & flag:
+                    watcher.skipped += 1
+                    self.watcher_skipped += 1
+        return False
+
     def emit(self, flag: int, body: bytes, *args) -> None:
         """Deliver one event of kind ``flag`` to every watcher that asked for it.
 
@@ -244,19 +268,17 @@ class EventLog:
         for watcher in self.watchers:
             if not watcher.flags & flag or gid < watcher.min_gid:
                 continue
+            if not watcher.has_room():
+                watcher.skipped += 1
+                self.watcher_skipped += 1
+                continue
             if line is None:
-                if not watcher.has_room():
-                    watcher.skipped += 1
-                    self.watcher_skipped += 1
-                    continue
                 now = self._clock()
                 seconds = int(now)
                 line = b"ts=%d.%d gid=%d " % (seconds, int((now - seconds) * 1e6), gid) \
                     + body % args + b"\n"
-            if watcher.offer(line):
-                self.watcher_sent += 1
-            else:
-                self.watcher_skipped += 1
+            watcher.offer(line)
+            self.watcher_sent += 1
 
     def item_get(self, key: bytes, status: bytes, clsid: int, conn_id: int, size: int) -> None:
         self.emit(FETCHERS, b"type=item_get key=%s status=%s clsid=%d cfd=%d size=%d",
@@ -269,6 +291,8 @@ class EventLog:
                   encode_key(key), status, command, ttl, clsid, conn_id, size)
 
     def _evicted(self, item: "ItemView") -> None:
+        if not self.room_for(EVICTIONS):
+            return
         now = self.store.now
         self.emit(EVICTIONS, b"type=eviction key=%s fetch=%s ttl=%d la=%d clsid=%d size=%d",
                   encode_key(item.key), b"yes" if item.fetched else b"no",
@@ -301,7 +325,7 @@ def log_lookup(session: "Session", key: bytes) -> None:
     reclaims a dead item exactly as those operations' own uncounted lookups would.
     """
     log = session.server.event_log
-    if not log.flags & FETCHERS:
+    if not log.flags & FETCHERS or not log.room_for(FETCHERS):
         return
     item = session.store.peek(key)
     if item is None:
@@ -324,16 +348,14 @@ def logged_fetch(session: "Session", fetch: Callable[[bytes], Optional[tuple]]
     def fetch_and_log(key: bytes) -> Optional[tuple]:
         expired, flushed = store.get_expired, store.get_flushed
         hit = fetch(key)
-        if hit is not None:
-            flags, value = hit[0], hit[1]
-            log.item_get(key, FOUND, _item_class(store, key, flags, len(value)), conn_id,
-                         len(value))
-        elif store.get_expired != expired:
-            log.item_get(key, EXPIRED, 0, conn_id, 0)
-        elif store.get_flushed != flushed:
-            log.item_get(key, FLUSHED, 0, conn_id, 0)
-        else:
-            log.item_get(key, NOT_FOUND, 0, conn_id, 0)
+        if log.room_for(FETCHERS):
+            if hit is not None:
+                size = len(hit[1])
+                log.item_get(key, FOUND, _item_class(store, key, hit[0], size), conn_id, size)
+            else:
+                status = EXPIRED if store.get_expired != expired else \
+                    FLUSHED if store.get_flushed != flushed else NOT_FOUND
+                log.item_get(key, status, 0, conn_id, 0)
         return hit
 
     return fetch_and_log
@@ -343,18 +365,20 @@ def log_store(session: "Session", key: bytes, result: int, mode: int, flags: int
               exptime: int, nbytes: int) -> None:
     """item_store after a storage request (set/add/replace/append/prepend/cas, ms).
 
-    A stored item is described as stored (append keeps the old TTL and grows the size); a
-    refused one as the request described it, as memcached logs its unlinked new item.
+    An item is described as the request built it, as memcached logs its new item whether or
+    not it was linked; only a stored append or prepend, which keeps the old TTL and grows the
+    value, is looked up.
     """
     log = session.server.event_log
-    if not log.flags & MUTATIONS:
+    if not log.flags & MUTATIONS or not log.room_for(MUTATIONS):
         return
     store = session.store
     command = STORE_COMMAND.get(mode, b"na")
     if result == outcomes.TOO_LARGE:
         log.item_store(key, STORE_STATUS[result], command, 0, 0, session.conn_id, 0)
         return
-    item = store.peek(key) if result == outcomes.STORED else None
+    concatenated = mode in (outcomes.APPEND, outcomes.PREPEND) and result == outcomes.STORED
+    item = store.peek(key) if concatenated else None
     if item is not None:
         ttl = item.exptime - store.now if item.exptime else 0
         log.item_store(key, STORE_STATUS[result], command, ttl, item.clsid, session.conn_id,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional
 
 from twisted.internet.protocol import DatagramProtocol, Protocol
 from twisted.python.failure import Failure
@@ -138,7 +138,10 @@ class DatagramChannel(DatagramProtocol):
         self._next_sequence += 1
         if self._next_sequence >= self._group_size:
             self._next_sequence = 0  # a group ended; per-object framing starts the next at 0
+        request_id = self.request_id
         self.concurrency.receive(self, payload)
+        if self.request_id == request_id and not self.concurrency.in_flight:
+            self.awaiting = False  # the reply was whole (and no new request left from here)
 
     def give_up(self) -> None:
         """The reply did not come in time: count what was lost, as memaslap's timeout does."""
@@ -192,7 +195,7 @@ class Concurrency:
         self._random = window.random
         self._token_of = self.codec.token
         self._checks_hits = bool(self._verify) or self._check_expiry
-        self._send_get = self._send_by_turns  # replaced by add_channels
+        self._send_get: Optional[Callable[[bytes], None]] = None  # set by add_channels
         # The operation in flight.
         self._in_flight = False
         self._kind = _GET
@@ -517,6 +520,9 @@ class Concurrency:
         self._in_flight = False
         if self._kind == _SET:
             self.stats.error("UDP_TIMEOUT")
+            if self._counted:
+                self._set_stats.ops += 1
+                self._set_stats.written += self._written
         else:
             lost = 1 if self._kind == _GET else len(self._items)
             self._get_stats.ops += lost

@@ -134,3 +134,31 @@ def test_reconnect_carries_on_after_the_server_comes_back():
     ops = int(out.split("Ops: ")[1].split()[0])
     assert ops > 800, out
     assert int(out.split("get_misses: ")[1].split()[0]) > 0, out
+
+
+def test_udp_replies_out_of_order_are_reassembled():
+    """Multi-get replies of two datagrams each, sent last first: reordered by sequence number,
+    counted as disorder, and every value still verifies."""
+    with start_tiny_server("--udp-reverse") as server:
+        result = run_slap(server.port, ["-U", "-c", "2", "-x", "3000", "-d", "10", "-v", "1.0",
+                                        "-X", "100", "-w", "1k"])
+    assert result.returncode == 0, result.stderr
+    counters = result.counters
+    assert counters["packet_disorder"] > 100, result.stdout
+    assert counters["verify_failed"] == 0 and counters["get_misses"] == 0
+    assert counters["udp_timeout"] == 0 and counters["packet_drop"] == 0
+
+
+def test_udp_losses_count_as_misses_and_the_run_goes_on():
+    with start_tiny_server("--udp-drop", "50") as server:
+        result = run_slap(server.port, ["-U", "-c", "4", "-x", "2000", "-v", "1.0", "-X", "100",
+                                        "-w", "1k", "--udp-timeout", "0.2"])
+    assert result.returncode == 0, result.stderr
+    counters = result.counters
+    assert result.ops == 2000
+    assert 10 <= counters["udp_timeout"] <= 100, result.stdout
+    assert counters["packet_drop"] == counters["udp_timeout"]
+    # A lost set is an error; a lost get a miss, as memaslap counts it.
+    lost_sets = result.report["errors"].get("UDP_TIMEOUT", 0)
+    assert counters["get_misses"] + lost_sets == counters["udp_timeout"]
+    assert counters["verify_failed"] == 0

@@ -6,18 +6,28 @@ on request. Faults, chosen on the command line:
 - ``--corrupt N``: the N-th key ever stored (counting from 1) is served with its last byte
   changed, every time it is read;
 - ``--ignore-ttl``: items never expire, whatever their exptime says;
-- ``--forget``: nothing is kept at all (every get misses), as if items expired at once.
+- ``--forget``: nothing is kept at all (every get misses), as if items expired at once;
+- ``--udp-reverse``: over UDP (same port), the datagrams of a reply come last first;
+- ``--udp-drop N``: over UDP, every N-th reply datagram is dropped.
 
-    python tiny_server.py PORT [--corrupt N] [--ignore-ttl] [--forget]
+UDP replies are framed whole, as memcached 1.4 does: one message cut into 1392-byte payloads,
+numbered 0..n-1 of n.
+
+    python tiny_server.py PORT [--corrupt N] [--ignore-ttl] [--forget] [--udp-reverse]
+                               [--udp-drop N]
 """
 
 from __future__ import annotations
 
 import argparse
+import struct
 import time
 from typing import Dict, Optional, Tuple
 
 from twisted.internet import protocol, reactor
+
+UDP_HEADER = struct.Struct(">HHHH")
+UDP_PAYLOAD = 1400 - UDP_HEADER.size
 
 
 class TinyCache(protocol.Protocol):
@@ -25,33 +35,29 @@ class TinyCache(protocol.Protocol):
         self.buffer = b""
 
     def dataReceived(self, data: bytes) -> None:
-        self.buffer += data
-        replies = []
-        while True:
-            line_end = self.buffer.find(b"\r\n")
-            if line_end < 0:
-                break
-            tokens = self.buffer[:line_end].split(b" ")
-            if tokens[0] == b"set":
-                size = int(tokens[4])
-                if len(self.buffer) < line_end + 2 + size + 2:
-                    break
-                value = self.buffer[line_end + 2:line_end + 2 + size]
-                self.buffer = self.buffer[line_end + 4 + size:]
-                self.factory.store(tokens[1], value, int(tokens[3]))
-                replies.append(b"STORED\r\n")
-                continue
-            self.buffer = self.buffer[line_end + 2:]
-            if tokens[0] == b"get":
-                for key in tokens[1:]:
-                    value = self.factory.fetch(key)
-                    if value is not None:
-                        replies.append(b"VALUE %s 0 %d\r\n%s\r\n" % (key, len(value), value))
-                replies.append(b"END\r\n")
-            else:
-                replies.append(b"ERROR\r\n")
-        if replies:
-            self.transport.write(b"".join(replies))
+        reply, self.buffer = self.factory.execute(self.buffer + data)
+        if reply:
+            self.transport.write(reply)
+
+
+class TinyDatagrams(protocol.DatagramProtocol):
+    def __init__(self, cache: "TinyCacheFactory", reverse: bool, drop_every: int) -> None:
+        self.cache = cache
+        self.reverse = reverse
+        self.drop_every = drop_every
+        self.sent = 0
+
+    def datagramReceived(self, datagram: bytes, address) -> None:
+        request_id = UDP_HEADER.unpack_from(datagram)[0]
+        reply, _ = self.cache.execute(datagram[UDP_HEADER.size:])
+        total = max(1, -(-len(reply) // UDP_PAYLOAD))
+        frames = [UDP_HEADER.pack(request_id, number, total, 0)
+                  + reply[number * UDP_PAYLOAD:(number + 1) * UDP_PAYLOAD]
+                  for number in range(total)]
+        for frame in reversed(frames) if self.reverse else frames:
+            self.sent += 1
+            if not (self.drop_every and self.sent % self.drop_every == 0):
+                self.transport.write(frame, address)
 
 
 class TinyCacheFactory(protocol.Factory):
@@ -64,6 +70,33 @@ class TinyCacheFactory(protocol.Factory):
         self.forget = forget
         self.keys_seen = 0
         self.corrupt_key: Optional[bytes] = None
+
+    def execute(self, buffer: bytes) -> Tuple[bytes, bytes]:
+        """Run every whole command in ``buffer``: (the replies, what is left over)."""
+        replies = []
+        while True:
+            line_end = buffer.find(b"\r\n")
+            if line_end < 0:
+                break
+            tokens = buffer[:line_end].split(b" ")
+            if tokens[0] == b"set":
+                size = int(tokens[4])
+                if len(buffer) < line_end + 2 + size + 2:
+                    break
+                self.store(tokens[1], buffer[line_end + 2:line_end + 2 + size], int(tokens[3]))
+                buffer = buffer[line_end + 4 + size:]
+                replies.append(b"STORED\r\n")
+                continue
+            buffer = buffer[line_end + 2:]
+            if tokens[0] == b"get":
+                for key in tokens[1:]:
+                    value = self.fetch(key)
+                    if value is not None:
+                        replies.append(b"VALUE %s 0 %d\r\n%s\r\n" % (key, len(value), value))
+                replies.append(b"END\r\n")
+            else:
+                replies.append(b"ERROR\r\n")
+        return b"".join(replies), buffer
 
     def store(self, key: bytes, value: bytes, exptime: int) -> None:
         if key not in self.items:
@@ -94,8 +127,12 @@ def main() -> None:
     parser.add_argument("--corrupt", type=int, default=0)
     parser.add_argument("--ignore-ttl", action="store_true")
     parser.add_argument("--forget", action="store_true")
+    parser.add_argument("--udp-reverse", action="store_true")
+    parser.add_argument("--udp-drop", type=int, default=0)
     args = parser.parse_args()
-    reactor.listenTCP(args.port, TinyCacheFactory(args.corrupt, args.ignore_ttl, args.forget),
+    cache = TinyCacheFactory(args.corrupt, args.ignore_ttl, args.forget)
+    reactor.listenTCP(args.port, cache, interface="127.0.0.1")
+    reactor.listenUDP(args.port, TinyDatagrams(cache, args.udp_reverse, args.udp_drop),
                       interface="127.0.0.1")
     reactor.run()
 

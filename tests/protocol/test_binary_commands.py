@@ -235,6 +235,9 @@ def test_binary_items_read_back_identically_over_text_and_meta(server, conn):
     assert server.text(b"gets bin\r\n") == b"VALUE bin 42 %d %d\r\n%s\r\nEND\r\n" % (
         len(value), cas, value)
     assert server.text(b"mg bin f c v\r\n") == b"VA %d f42 c%d\r\n%s\r\n" % (len(value), cas, value)
+    conn.send(set_req(b"ttl", b"v", exptime=100))
+    server.advance(40)
+    assert server.text(b"mg ttl t v\r\n") == b"VA 1 t60\r\nv\r\n"
     server.text(b"set t 7 0 2\r\nhi\r\n")
     hit = conn.one(req(Opcode.GET, b"t"))
     assert (hit.extras, hit.value) == (struct.pack(">I", 7), b"hi")

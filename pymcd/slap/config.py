@@ -58,13 +58,6 @@ class Workload:
     def max_value_size(self) -> int:
         return max(end for _, end, _ in self.value_ranges)
 
-    def to_config(self) -> str:
-        """The workload in the file format, so a run can be repeated with ``-F``."""
-        lines = ["key"] + ["%d %d %g" % r for r in self.key_ranges]
-        lines += ["value"] + ["%d %d %g" % r for r in self.value_ranges]
-        lines += ["cmd", "%d %g" % (SET, self.set_proportion), "%d %g" % (GET, self.get_proportion)]
-        return "\n".join(lines) + "\n"
-
 
 def _size_range(fields: List[str], lowest: int, highest: int, what: str,
                 line_number: int) -> SizeRange:

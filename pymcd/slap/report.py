@@ -138,6 +138,7 @@ def settings_record(settings: SlapSettings) -> Dict[str, object]:
     workload = settings.workload
     return {
         "servers": ["%s:%d" % server for server in settings.servers],
+        "config_file": settings.config_path,
         "workers": settings.workers, "concurrency": settings.concurrency,
         "sockets_per_concurrency": settings.sockets_per_concurrency,
         "execute_number": settings.execute_number,

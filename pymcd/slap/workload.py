@@ -54,9 +54,6 @@ class CharBlock:
         self.offsets = _BLOCK_SLACK
         self.data = rng.randbytes(max_value_size + _BLOCK_SLACK).translate(self._TO_ALPHABET)
 
-    def value(self, offset: int, size: int) -> bytes:
-        return self.data[offset:offset + size]
-
 
 class SizeDistribution:
     """Sizes drawn from memaslap's ``(min, max, proportion)`` ranges."""

@@ -48,9 +48,13 @@ class ServerContext:
         # -Y's users; SIGHUP reloads them (see pymcd.server.assembly).
         self.auth_table = AuthTable(settings.auth_file) if settings.auth_file else None
 
+    def next_conn_id(self) -> int:
+        """A new id in the sequence connections get (memcached's fds for listeners and clients)."""
+        return next(self._conn_ids)
+
     def open_session(self, counted: bool = True, **kwargs) -> Session:
         """Register a new connection; ``counted`` ones are clients in the connection stats."""
-        session = Session(self, next(self._conn_ids), **kwargs)
+        session = Session(self, self.next_conn_id(), **kwargs)
         session.last_cmd_time = self.store.now
         self.sessions[session.conn_id] = session
         if counted:

@@ -22,6 +22,9 @@ from pymcd.store import Store
 
 log = Logger()
 
+# memcached's prot_text(): how a listener's protocol is named in its -vv line.
+LISTENING_PROTOCOL_NAMES = {"auto": "auto-negotiate", "ascii": "ascii", "binary": "binary"}
+
 
 class PymcdService(service.MultiService):
     """The whole server: ``self.context`` is what every connection shares."""
@@ -64,6 +67,7 @@ class PymcdService(service.MultiService):
         if self.settings.verbose > 1:
             for line in self.context.store.slab_class_lines():
                 self.context.trace(line)
+            self._trace_listeners()
         super().startService()
         from twisted.internet import reactor
 
@@ -78,6 +82,13 @@ class PymcdService(service.MultiService):
         table = self.context.auth_table
         if table is not None and not table.reload():
             log.warn("could not reload the auth file {path}", path=table.path)
+
+    def _trace_listeners(self) -> None:
+        """memcached's -vv line for each listening socket, numbered like connections."""
+        negotiation = LISTENING_PROTOCOL_NAMES[self.settings.binding_protocol]
+        for listener in self.listeners:
+            kind = "udp" if isinstance(listener, internet.UDPServer) else negotiation
+            self.context.trace("<%d server listening (%s)" % (self.context.next_conn_id(), kind))
 
     @inlineCallbacks
     def shutdown(self, graceful: bool) -> Deferred:

@@ -24,6 +24,11 @@ from pymcd.session import Session
 from pymcd.event_log import CONNEVENTS
 
 TOO_MANY_CONNECTIONS = b"ERROR Too many open connections\r\n"
+NEW_CONNECTION_TRACES = {
+    "auto": "<%d new auto-negotiating client connection",
+    "ascii": "<%d new ascii client connection.",
+    "binary": "<%d new binary client connection.",
+}
 
 
 class MemcacheStreamProtocol(protocol.Protocol):
@@ -57,7 +62,8 @@ class MemcacheStreamProtocol(protocol.Protocol):
         if server.event_log.flags & CONNEVENTS:
             self._log_connection(True)
         if server.verbose > 1:
-            server.trace("<%d new auto-negotiating client connection" % self.session.conn_id)
+            server.trace(NEW_CONNECTION_TRACES[server.settings.binding_protocol]
+                         % self.session.conn_id)
         if server.verbose > 2:
             StateTrace(self.session).connected()
         else:
@@ -159,7 +165,7 @@ class MemcacheStreamFactory(protocol.Factory):
                 self.server.stats.idle_kicks += 1
                 proto.close_reason = "idle_timeout"
                 if self.server.verbose > 1:
-                    self.server.trace("%d: idle timeout" % session.conn_id)
+                    self.server.trace("Closing idle fd %d" % session.conn_id)
                 proto.transport.loseConnection()
 
     def close_all(self) -> Deferred:

@@ -100,15 +100,16 @@ def test_vv_traces_in_memcached_format():
     _, err = server.stop()
     lines = err.decode().splitlines()
     assert any(line.startswith("slab class   1: chunk size ") for line in lines)
-    # Connection 1 is the readiness probe; connection 2 is ours.
-    conversation = [line for line in lines if line.startswith(("<2 ", ">2 ", "2: "))]
+    # Id 1 is the listener, 2 the readiness probe; connection 3 is ours.
+    assert "<1 server listening (auto-negotiate)" in lines
+    conversation = [line for line in lines if line.startswith(("<3 ", ">3 ", "3: "))]
     assert conversation == [
-        "<2 new auto-negotiating client connection",
-        "2: Client using the ascii protocol",
-        "<2 set foo 0 0 1",
-        ">2 STORED",
-        "<2 get foo",
-        ">2 sending key foo",
-        ">2 END",
-        "<2 connection closed.",
+        "<3 new auto-negotiating client connection",
+        "3: Client using the ascii protocol",
+        "<3 set foo 0 0 1",
+        ">3 STORED",
+        "<3 get foo",
+        ">3 sending key foo",
+        ">3 END",
+        "<3 connection closed.",
     ]

@@ -173,3 +173,19 @@ def test_replicated_writes_reach_every_replica():
         gets = stat(first.port, "cmd_get") + stat(second.port, "cmd_get")
         assert gets == result.counters["cmd_get"]
         assert stat(first.port, "cmd_get") > 0 and stat(second.port, "cmd_get") > 0
+
+
+@needs_memcached
+def test_server_errors_are_counted_by_kind_and_the_run_goes_on():
+    """memcached -M with 2 MB refuses most 50 kB sets: SERVER_ERROR, counted, shown once."""
+    with start_memcached(["-m", "2", "-M"]) as server:
+        result = run_slap(server.port, ["-c", "2", "-x", "3000", "-X", "50000", "-w", "1k",
+                                        "-v", "1.0"])
+    assert result.returncode == 0, result.stderr
+    refused = result.report["errors"]["SERVER_ERROR"]
+    assert 100 < refused < result.counters["cmd_set"]
+    assert "error SERVER_ERROR: %d\n" % refused in result.stdout
+    assert result.ops == 3000 and result.counters["verify_failed"] == 0
+    # The message is logged, but only its first occurrences.
+    logged = "SERVER_ERROR from the server: SERVER_ERROR out of memory storing object"
+    assert 1 <= result.stderr.count(logged) <= 3

@@ -126,8 +126,10 @@ def merge_in_order(sources: Iterable[Iterable[Stat]], order: Dict[str, int] = _O
     return [item for _, item in ranked]
 
 
-def render_stats(stats: Iterable[Stat]) -> bytes:
-    """``STAT name value`` lines closed by ``END``, as the text protocol sends them."""
+def render_stats(stats: Iterable[Stat], end: bool = True) -> bytes:
+    """``STAT name value`` lines closed by ``END``, as the text protocol sends them (memcached
+    leaves the ``END`` out of a few replies)."""
     lines = [b"STAT %s %s\r\n" % (name.encode(), str(value).encode()) for name, value in stats]
-    lines.append(b"END\r\n")
+    if end:
+        lines.append(b"END\r\n")
     return b"".join(lines)

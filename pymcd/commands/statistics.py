@@ -20,7 +20,11 @@ SECTIONS: Dict[bytes, Callable[[Any], List[Stat]]] = {
     b"slabs": lambda server: server.store.slabs_stats(),
     b"items": lambda server: server.store.items_stats(),
     b"sizes": lambda server: server.store.sizes_stats(),
+    b"sizes_enable": lambda server: server.store.enable_size_tracking(),
+    b"sizes_disable": lambda server: server.store.disable_size_tracking(),
 }
+# memcached 1.6.18 answers these without the closing END.
+UNTERMINATED_SECTIONS = (b"sizes_enable", b"sizes_disable")
 
 
 class Stats(TextCommand):
@@ -41,7 +45,8 @@ class Stats(TextCommand):
         elif section == b"detail":
             self._detail(session, tokens[2] if len(tokens) > 2 else b"")
         elif section in SECTIONS:
-            session.out.append(render_stats(SECTIONS[section](server)))
+            session.out.append(render_stats(SECTIONS[section](server),
+                                            end=section not in UNTERMINATED_SECTIONS))
         elif section == b"conns":
             session.out.append(render_stats(server.connection_stats(session)))
         elif section == b"cachedump":

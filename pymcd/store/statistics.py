@@ -184,12 +184,20 @@ def items_stats(store: "Store") -> List[Stat]:
 
 
 def sizes_stats(store: "Store") -> List[Stat]:
-    """``stats sizes``: items per 32-byte size bucket, only with ``-o track_sizes``."""
+    """``stats sizes``: items per 32-byte size bucket, only with ``-o track_sizes``.
+
+    memcached keeps the histogram as items come and go, counting those whose CAS is at least
+    the one taken when tracking began; walking the linked items on demand gives the same
+    counts without a cost on every store.
+    """
     if not store.settings.track_sizes:
         return [("sizes_status", "disabled")]
     buckets: Counter = Counter()
     for cls in store.slabs.classes[1:]:
         for location in store.locations_of_class(cls.clsid):
-            size = store.view_at(location, with_value=False).total_size
+            view = store.view_at(location, with_value=False)
+            if view.cas < store.sizes_cas_min:
+                continue
+            size = view.total_size
             buckets[-(-size // SIZE_BUCKET) * SIZE_BUCKET] += 1
     return [(str(size), count) for size, count in sorted(buckets.items())]

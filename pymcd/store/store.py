@@ -111,6 +111,8 @@ class Store:
         self.rebalancer = Rebalancer(self)
         self._maintainer_sleep = MAINTAINER_MAX_SLEEP
         self._last_crawler_check = -1
+        # Items stored from this CAS on count in ``stats sizes`` (memcached takes a CAS for it).
+        self.sizes_cas_min = self._next_cas() if settings.track_sizes else 0
         self._last_automove_check = -1
 
     # ------------------------------------------------------------------ time
@@ -879,6 +881,20 @@ class Store:
 
     def sizes_stats(self) -> list:
         return statistics.sizes_stats(self)
+
+    def enable_size_tracking(self) -> list:
+        """``stats sizes_enable``: count items stored from now on (needs CAS to tell them)."""
+        if not self.settings.use_cas:
+            return [("sizes_status", "error"), ("sizes_error", "cas_support_disabled")]
+        if not self.settings.track_sizes:
+            self.settings.track_sizes = True
+            self.sizes_cas_min = self._next_cas()
+        return [("sizes_status", "enabled")]
+
+    def disable_size_tracking(self) -> list:
+        """``stats sizes_disable``."""
+        self.settings.track_sizes = False
+        return [("sizes_status", "disabled")]
 
     def reset_stats(self) -> None:
         self._reset_counters()

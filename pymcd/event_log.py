@@ -17,6 +17,7 @@ end of this module; each takes the session the request came on.
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 from urllib.parse import quote_from_bytes
@@ -59,6 +60,9 @@ WATCH_FLAGS: Dict[bytes, int] = {
 }
 
 WATCHER_LIMIT = 20
+# A watcher's kernel send buffer: without a cap Linux lets several MiB of lines pile up in the
+# kernel for a client that stopped reading, all rendered for nothing.
+WATCHER_SOCKET_BUFFER = 64 * 1024
 # Room memcached insists on beyond a line before it writes one (for a ``skipped=`` line).
 LINE_HEADROOM = 128
 
@@ -126,6 +130,9 @@ class Watcher:
         """Start streaming to ``transport`` (after the ``OK`` reply has been written)."""
         self.transport = transport
         self.clock = clock
+        handle = transport.getHandle() if hasattr(transport, "getHandle") else None
+        if isinstance(handle, socket.socket):
+            handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, WATCHER_SOCKET_BUFFER)
         transport.registerProducer(self, True)
         self._schedule_flush()
 
@@ -236,25 +243,22 @@ class EventLog:
         return self._gid
 
     def room_for(self, flag: int) -> bool:
-        """Whether an event of kind ``flag`` is worth preparing.
+        """Whether an event of kind ``flag`` (which someone watches) is worth preparing.
 
         When every watcher of that kind is full the event is accounted for here (its gid spent,
         one skip per watcher) and the caller need not look anything up or render anything:
-        this keeps a stalled watcher from slowing the server down.
+        this keeps a stalled watcher from slowing the server down. It runs for every event
+        while a watcher is stalled, hence the inlined tests.
         """
-        interested = False
+        for watcher in self.watchers:
+            if watcher.flags & flag and watcher.pending_size + LINE_HEADROOM < watcher.capacity:
+                return True
+        self._gid += 1
+        self.worker_written += 1
         for watcher in self.watchers:
             if watcher.flags & flag:
-                if watcher.has_room():
-                    return True
-                interested = True
-        if interested:
-            self._next_gid()
-            self.worker_written += 1
-            for watcher in self.watchers:
-                if watcher.flags & flag:
-                    watcher.skipped += 1
-                    self.watcher_skipped += 1
+                watcher.skipped += 1
+                self.watcher_skipped += 1
         return False
 
     def emit(self, flag: int, body: bytes, *args) -> None:

@@ -33,11 +33,14 @@ if TYPE_CHECKING:
 _GET = 0
 _SET = 1
 _MULTIGET = 2
+# Room for the header line and END around a value.
+_REPLY_SLACK = 1024
 
 
 class StreamChannel(Protocol):
     """A TCP socket of a concurrency."""
 
+    # The start of a reply that has not all arrived yet (a bytearray while it grows).
     pending = b""
 
     def __init__(self, concurrency: "Concurrency", server_index: int) -> None:
@@ -47,6 +50,11 @@ class StreamChannel(Protocol):
 
     def connectionMade(self) -> None:
         self.transport.setTcpNoDelay(True)
+        # Twisted reads 64 KiB at a time; a large value would take many reads (and reactor
+        # turns), so the read size grows to hold one whole reply, as memaslap's buffer does.
+        largest = self.concurrency.engine.settings.workload.max_value_size + _REPLY_SLACK
+        if largest > self.transport.bufferSize:
+            self.transport.bufferSize = largest
         self._socket = self.transport.getHandle()
         self.pending = b""
         self.concurrency.channel_ready(self)
@@ -356,7 +364,9 @@ class Concurrency:
         if not self._in_flight:
             return  # bytes nobody asked for: memaslap drops them with its buffer reset
         if channel.pending:
-            data = channel.pending + data
+            data = self._gather(channel, data)
+            if data is None:
+                return
         if self._kind != _GET:
             self._receive_other(channel, data)
             return
@@ -365,9 +375,8 @@ class Concurrency:
         if value is None:
             outcome = self._parse_get(data, 1)
             if outcome is None:
-                channel.pending = data
+                channel.pending = bytearray(data)
                 return
-        channel.pending = b""
         self._in_flight = False
         operation = self._get_stats
         operation.ops += 1
@@ -382,6 +391,21 @@ class Concurrency:
             self._check_hit(item, value, self._verify_this())
         self.issue()
 
+    def _gather(self, channel, data: bytes) -> Optional[bytes]:
+        """A reply spread over several reads, gathered in a bytearray (adding a 1 MiB value's
+        64 KiB reads up as bytes would copy it over and over): the whole reply, once it is."""
+        pending = channel.pending
+        pending += data
+        kind = self._kind
+        if kind == _SET:
+            whole = self._parse_store(pending) is not None
+        else:
+            whole = self._parse_get(pending, 1 if kind == _GET else len(self._items)) is not None
+        if not whole:
+            return None
+        channel.pending = b""
+        return bytes(pending)
+
     def _receive_other(self, channel, data: bytes) -> None:
         """conn_read for sets and multi-gets."""
         kind = self._kind
@@ -390,9 +414,8 @@ class Concurrency:
         else:
             outcome = self._parse_get(data, len(self._items))
         if outcome is None:
-            channel.pending = data
+            channel.pending = bytearray(data)
             return
-        channel.pending = b""
         if kind == _SET:
             if outcome and self._first_error is None:
                 self._first_error = outcome

@@ -189,3 +189,15 @@ def test_server_errors_are_counted_by_kind_and_the_run_goes_on():
     # The message is logged, but only its first occurrences.
     logged = "SERVER_ERROR from the server: SERVER_ERROR out of memory storing object"
     assert 1 <= result.stderr.count(logged) <= 3
+
+
+@needs_memcached
+@pytest.mark.parametrize("protocol", [[], ["-B"]])
+def test_large_values_over_many_reads(protocol):
+    """300 kB values, three to a multi-get: replies span many reads and still verify."""
+    with start_memcached(["-m", "256", "-I", "2m"]) as server:
+        result = run_slap(server.port, protocol + ["-c", "2", "-x", "600", "-X", "300000",
+                                                   "-w", "20", "-d", "3", "-v", "1.0"])
+    check_clean(result)
+    assert result.ops == 600
+    assert result.counters["read_bytes"] > 300000 * result.counters["cmd_get"]

@@ -106,7 +106,6 @@ class Store:
         self._reset_counters()
         self.curr_items = 0
         self.bytes = 0
-        self.total_items = 0
         self.crawler = Crawler(self)
         self.rebalancer = Rebalancer(self)
         self._maintainer_sleep = MAINTAINER_MAX_SLEEP
@@ -142,6 +141,7 @@ class Store:
             "delete_misses", "incr_misses", "decr_misses", "cas_misses", "store_too_large",
             "store_no_memory", "slabs_moved", "slab_reassign_rescues", "slab_reassign_evictions_nomem",
             "slab_reassign_busy_items", "lru_maintainer_juggles", "lru_crawler_starts",
+            "total_items",
         ):
             setattr(self, name, 0)
         for counters in self.per_class.values():

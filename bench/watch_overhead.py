@@ -9,8 +9,12 @@ and (for reference) one that reads every line.
 - reading:  ``watch fetchers mutations`` read as fast as this process can; the price of
             actually streaming every request.
 
-Two workloads: 100% sets (at least 100,000 per run) and 90% get / 10% set; 64-byte keys, 100-byte
-values, 32 connections, memcaslap -T 1 on core 1 and pymcd (fresh per run) on core 0.
+Three workloads, each against a fresh pymcd on core 0:
+
+- pipelined: 100,000 sets (100-byte values, noreply) sent by this process in batches of 1,000
+  on one connection: the cheapest requests pymcd serves, so the watcher's share is largest;
+- set, mixed: memcaslap -T 1 on core 1, 32 connections, 64-byte keys, 100-byte values, 100% set
+  or 90% get / 10% set, one request per round trip as real clients send them.
 
 The machine is shared with other work, so wall-clock throughput swings by tens of percent from
 one run to the next. The steadier figure is the server's own CPU time per request (``rusage``
@@ -43,10 +47,12 @@ sys.path.insert(0, str(HERE))
 
 from throughput import RESULTS, ROOT, free_port, run_client, wait_for  # noqa: E402
 
-WORKLOADS = {
+MEMCASLAP_CONFIGS = {
     "set": "key\n64 64 1\nvalue\n100 100 1\ncmd\n0 1.0\n",
     "mixed": "key\n64 64 1\nvalue\n100 100 1\ncmd\n0 0.1\n1 0.9\n",
 }
+PIPELINED_SETS = 100_000
+PIPELINE_BATCH = 1000
 SCENARIOS = ("none", "idle", "stalled", "reading")
 
 
@@ -104,7 +110,35 @@ def server_stats(port: int) -> Dict[str, float]:
     return figures
 
 
-def measure(scenario: str, config: str, seconds: str) -> Dict[str, float]:
+def pipelined_sets(port: int) -> Dict[str, float]:
+    """100,000 noreply sets in batches on one connection; ``version`` marks the end."""
+    batches = [b"".join(b"set pipelined%d 0 0 100 noreply\r\n%s\r\n" % (start + i, b"v" * 100)
+                        for i in range(PIPELINE_BATCH))
+               for start in range(0, PIPELINED_SETS, PIPELINE_BATCH)]
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        started = time.perf_counter()
+        for batch in batches:
+            sock.sendall(batch)
+        sock.sendall(b"version\r\n")
+        reply = b""
+        while not reply.endswith(b"\r\n"):
+            reply += sock.recv(100)
+        elapsed = time.perf_counter() - started
+    return {"ops": PIPELINED_SETS, "run_time": elapsed, "tps": PIPELINED_SETS / elapsed}
+
+
+def memcaslap_load(workload: str, seconds: str) -> Callable[[int], Dict[str, float]]:
+    def load(port: int) -> Dict[str, float]:
+        with tempfile.NamedTemporaryFile("w", suffix=".cnf", delete=False) as handle:
+            handle.write(MEMCASLAP_CONFIGS[workload])
+        try:
+            return run_client("memcaslap", port, seconds, False, False, handle.name)
+        finally:
+            os.unlink(handle.name)
+    return load
+
+
+def measure(scenario: str, load: Callable[[int], Dict[str, float]]) -> Dict[str, float]:
     port = free_port()
     server = subprocess.Popen(
         ["taskset", "-c", "0", sys.executable, "-m", "pymcd", "-p", str(port), "-U", "0",
@@ -115,7 +149,7 @@ def measure(scenario: str, config: str, seconds: str) -> Dict[str, float]:
         wait_for(port)
         watcher = WATCHERS[scenario](port)
         cpu_before = server_stats(port)["cpu_seconds"]
-        figures = run_client("memcaslap", port, seconds, False, False, config)
+        figures = load(port)
         figures.update(server_stats(port))
         figures["cpu_us_per_op"] = (figures["cpu_seconds"] - cpu_before) / figures["ops"] * 1e6
         return figures
@@ -132,17 +166,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     report: Dict[str, object] = {"time": args.time, "rounds": args.rounds, "workloads": {}}
-    for workload, text in WORKLOADS.items():
-        with tempfile.NamedTemporaryFile("w", suffix=".cnf", delete=False) as handle:
-            handle.write(text)
-            config = handle.name
+    loads = {"pipelined": pipelined_sets}
+    loads.update((name, memcaslap_load(name, args.time)) for name in MEMCASLAP_CONFIGS)
+    for workload, load in loads.items():
         rounds: List[Dict[str, Dict[str, float]]] = []
-        try:
-            for number in range(args.rounds):
-                order = SCENARIOS if number % 2 == 0 else tuple(reversed(SCENARIOS))
-                rounds.append({scenario: measure(scenario, config, args.time) for scenario in order})
-        finally:
-            os.unlink(config)
+        for number in range(args.rounds):
+            order = SCENARIOS if number % 2 == 0 else tuple(reversed(SCENARIOS))
+            rounds.append({scenario: measure(scenario, load) for scenario in order})
         tps_ratios = {
             scenario: statistics.median(r[scenario]["tps"] / r["none"]["tps"] for r in rounds)
             for scenario in SCENARIOS}
@@ -153,7 +183,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             for scenario in SCENARIOS}
         report["workloads"][workload] = {"rounds": rounds, "tps_ratio_to_none": tps_ratios,
                                          "capacity_ratio_to_none": capacity_ratios}
-        print("%s workload, %d rounds of %s:" % (workload, args.rounds, args.time))
+        print("%s workload, %d rounds:" % (workload, args.rounds))
         for scenario in SCENARIOS:
             cpu = statistics.median(r[scenario]["cpu_us_per_op"] for r in rounds)
             tps = statistics.median(r[scenario]["tps"] for r in rounds)

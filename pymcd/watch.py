@@ -110,7 +110,8 @@ class WatchProtocol(LineOnlyReceiver):
         factory.resetDelay()
         if factory.user is not None:
             credentials = b"%s %s" % (factory.user, factory.password)
-            self.transport.write(b"set pymcd-watch 0 0 %d\r\n%s\r\n" % (len(credentials), credentials))
+            self.transport.write(
+                b"set pymcd-watch 0 0 %d\r\n%s\r\n" % (len(credentials), credentials))
             self._expect = b"STORED"
         else:
             self._send_watch()

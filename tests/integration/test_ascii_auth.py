@@ -47,7 +47,8 @@ def stat(server, name: str, section: bytes = b"") -> bytes:
     exchange(sock, b"set k 0 0 12\r\nalice secret\r\n")
     lines = exchange(sock, b"stats %s\r\n" % section, expect_end=b"END\r\n").split(b"\r\n")
     sock.close()
-    return next(line.split(b" ", 2)[2] for line in lines if line.startswith(b"STAT %s " % name.encode()))
+    prefix = b"STAT %s " % name.encode()
+    return next(line[len(prefix):] for line in lines if line.startswith(prefix))
 
 
 def test_success_then_commands_work(server):

@@ -10,7 +10,7 @@ from typing import List
 
 import pytest
 
-from support import HOST, exchange, start_pymcd
+from support import exchange, start_pymcd
 
 LINE = re.compile(rb"^ts=\d+\.\d+ gid=\d+ (.*)$")
 
@@ -226,7 +226,8 @@ def test_input_after_watch_is_ignored(server):
     (b"watch deletions\r\n", b"ERROR\r\n"),
     (b"watch fetchers syserrors\r\n", b"ERROR\r\n"),
     (b"watch bogus noreply\r\n", b""),
-    (b"version\r\nwatch\r\n", b"VERSION 1.6.18\r\nERROR cannot pipeline other commands before watch\r\n"),
+    (b"version\r\nwatch\r\n",
+     b"VERSION 1.6.18\r\nERROR cannot pipeline other commands before watch\r\n"),
     (b"get a\r\nwatch\r\n", b"END\r\nOK\r\n"),
 ])
 def test_refusals(server, request_bytes, reply):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -45,8 +46,8 @@ def watchers(server, login: bytes = b"") -> int:
 
 def run_operations(server, login: bytes = b"") -> None:
     sock = server.connect()
-    exchange(sock, login + b"set alpha 0 0 1\r\na\r\nset beta 0 0 2\r\nbb\r\nget alpha beta gamma\r\n",
-             expect_end=b"END\r\n")
+    exchange(sock, login + b"set alpha 0 0 1\r\na\r\nset beta 0 0 2\r\nbb\r\n"
+                           b"get alpha beta gamma\r\n", expect_end=b"END\r\n")
     sock.close()
 
 
@@ -154,3 +155,32 @@ def test_reconnects_when_the_server_restarts():
 def test_console_script_is_installed():
     result = subprocess.run(["pymcd-watch", "--help"], capture_output=True, timeout=30)
     assert result.returncode == 0 and b"--json" in result.stdout
+
+
+def test_tls_with_a_verified_server(tmp_path):
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.pem", "-days", "2", "-subj", "/CN=pymcd-watch-test-ca")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
+            "server.csr", "-subj", "/CN=127.0.0.1")
+    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    tls = ["-Z", "-o", "ssl_chain_cert=%s,ssl_key=%s" % (tmp_path / "server.pem",
+                                                         tmp_path / "server.key")]
+    context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    with start_pymcd(tls) as server:
+        tail = Tail("--port", str(server.port), "--tls", "--tls-ca", str(tmp_path / "ca.pem"),
+                    "--json", "mutations")
+        with context.wrap_socket(server.connect(), server_hostname="127.0.0.1") as sock:
+            deadline = time.time() + 15
+            while b"STAT log_watchers 1\r\n" not in exchange(sock, b"stats\r\n",
+                                                             expect_end=b"END\r\n"):
+                assert tail.process.poll() is None and time.time() < deadline
+                time.sleep(0.1)
+            exchange(sock, b"set secure 0 0 1\r\ns\r\n", expect_end=b"STORED\r\n")
+        time.sleep(0.5)
+        code, out, _ = tail.stop()
+    assert [json.loads(line)["key"] for line in out.splitlines()] == ["secure"]

@@ -43,6 +43,8 @@ BATCH = 2000
 SEED = 3
 GOAL_PER_ITEM = 150
 GOAL_SLACK = 40 * MIB
+# Long enough for the maintainers to settle and pymcd's heap trim (every 10 s) to have run.
+SETTLE_SECONDS = 11
 
 
 def value_sizes(count: int) -> List[int]:
@@ -127,7 +129,7 @@ def measure_server(name: str, memory: int, sizes: List[int]) -> Dict[str, object
         time.sleep(0.5)
         idle_rss = rss(process.pid)
         seconds = fill(port, sizes)
-        time.sleep(1.0)  # let the maintainers settle
+        time.sleep(SETTLE_SECONDS)
         with socket.create_connection(("127.0.0.1", port)) as sock:
             general, slabs = stats(sock), stats(sock, "slabs")
         after_rss = rss(process.pid)

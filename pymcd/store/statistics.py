@@ -42,6 +42,11 @@ def _total(store: "Store", name: str) -> int:
 def general_stats(store: "Store") -> List[Stat]:
     """The store's part of plain ``stats``."""
     get_hits = _total(store, "hits")
+
+    def maintained(stats: List[Stat]) -> List[Stat]:
+        """memcached shows the segmented LRU's counters only with its maintainer thread."""
+        return stats if store.settings.lru_maintainer else []
+
     lines: List[Stat] = [
         ("cmd_get", get_hits + store.get_misses),
         ("cmd_set", _total(store, "cmd_set")),
@@ -94,18 +99,19 @@ def general_stats(store: "Store") -> List[Stat]:
         ("slab_global_page_pool", len(store.slabs.spare_pages)),
         ("expired_unfetched", _total(store, "expired_unfetched")),
         ("evicted_unfetched", _total(store, "evicted_unfetched")),
-        ("evicted_active", _total(store, "evicted_active")),
+    ] + maintained([("evicted_active", _total(store, "evicted_active"))]) + [
         ("evictions", _total(store, "evicted")),
         ("reclaimed", _total(store, "reclaimed")),
         ("crawler_reclaimed", _total(store, "crawler_reclaimed")),
         ("crawler_items_checked", _total(store, "crawler_items_checked")),
         ("lrutail_reflocked", 0),
+    ] + maintained([
         ("moves_to_cold", _total(store, "moves_to_cold")),
         ("moves_to_warm", _total(store, "moves_to_warm")),
         ("moves_within_lru", _total(store, "moves_within_lru")),
         ("direct_reclaims", _total(store, "direct_reclaims")),
         ("lru_bumps_dropped", 0),
-    ]
+    ])
 
 
 def _hash_power(items: int) -> int:
@@ -151,35 +157,40 @@ def items_stats(store: "Store") -> List[Stat]:
         if number == 0:
             continue
         prefix = "items:%d:" % n
+        maintained = store.settings.lru_maintainer
+        lines.append((prefix + "number", number))
+        if maintained:
+            lines += [
+                (prefix + "number_hot", lru.counts[base + HOT]),
+                (prefix + "number_warm", lru.counts[base + WARM]),
+                (prefix + "number_cold", lru.counts[base + COLD]),
+            ]
+            if store.settings.temp_lru:
+                lines.append((prefix + "number_temp", lru.counts[base + TEMP]))
+            lines += [
+                (prefix + "age_hot", store.tail_age(n, HOT)),
+                (prefix + "age_warm", store.tail_age(n, WARM)),
+            ]
         lines += [
-            (prefix + "number", number),
-            (prefix + "number_hot", lru.counts[base + HOT]),
-            (prefix + "number_warm", lru.counts[base + WARM]),
-            (prefix + "number_cold", lru.counts[base + COLD]),
-        ]
-        if store.settings.temp_lru:
-            lines.append((prefix + "number_temp", lru.counts[base + TEMP]))
-        lines += [
-            (prefix + "age_hot", store.tail_age(n, HOT)),
-            (prefix + "age_warm", store.tail_age(n, WARM)),
             (prefix + "age", store.tail_age(n, COLD)),
             (prefix + "mem_requested", lru.class_bytes(n)),
         ]
         for name in ("evicted", "evicted_nonzero"):
             lines.append((prefix + name, _class_sum(store, name, n)))
         lines.append((prefix + "evicted_time", max(store.per_lru["evicted_time"][base:base + SEGMENTS])))
-        for name in ("outofmemory", "tailrepairs", "reclaimed", "expired_unfetched",
-                     "evicted_unfetched", "evicted_active", "crawler_reclaimed",
-                     "crawler_items_checked", "lrutail_reflocked", "moves_to_cold",
-                     "moves_to_warm", "moves_within_lru", "direct_reclaims"):
-            lines.append((prefix + name, _class_sum(store, name, n)))
-        hits = store.per_lru["hits"]
-        lines += [
-            (prefix + "hits_to_hot", hits[base + HOT]),
-            (prefix + "hits_to_warm", hits[base + WARM]),
-            (prefix + "hits_to_cold", hits[base + COLD]),
-            (prefix + "hits_to_temp", hits[base + TEMP]),
-        ]
+        names = ["outofmemory", "tailrepairs", "reclaimed", "expired_unfetched", "evicted_unfetched"]
+        names += ["evicted_active"] if maintained else []
+        names += ["crawler_reclaimed", "crawler_items_checked", "lrutail_reflocked"]
+        names += ["moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims"] if maintained else []
+        lines += [(prefix + name, _class_sum(store, name, n)) for name in names]
+        if maintained:
+            hits = store.per_lru["hits"]
+            lines += [
+                (prefix + "hits_to_hot", hits[base + HOT]),
+                (prefix + "hits_to_warm", hits[base + WARM]),
+                (prefix + "hits_to_cold", hits[base + COLD]),
+                (prefix + "hits_to_temp", hits[base + TEMP]),
+            ]
     return lines
 
 

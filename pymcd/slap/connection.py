@@ -184,7 +184,8 @@ class Concurrency:
         self._channel_count = 0
         self._started = False
         self._turn = 0
-        self._set_credit = 1.0
+        self._operations = 0
+        self._sets = 0
         self._set_proportion = settings.workload.set_proportion
         self._warmup = window.size if self._set_proportion <= 0.0 else 0
         self._verify_credit = 0.0
@@ -279,12 +280,15 @@ class Concurrency:
             self._warmup -= 1
             self._send_set(window.next_set(), counted=False)
             return
-        credit = self._set_credit + self._set_proportion
-        if credit >= 1.0 or not window.set_cursor:
-            self._set_credit = credit - 1.0 if credit >= 1.0 else credit
+        # The mix is exact over the run: a set whenever fewer were sent than the proportion
+        # of the operations so far asks for. A set forced by an empty window counts too, but
+        # never puts sets more than one ahead (while sets keep failing, say).
+        self._operations += 1
+        sets_due = int(self._operations * self._set_proportion + 1e-9)
+        if self._sets < sets_due or not window.set_cursor:
+            self._sets = min(self._sets + 1, sets_due + 1)
             self._send_set(window.next_set(), counted=True)
             return
-        self._set_credit = credit
         if self._multiget > 1:
             self._send_multiget()
             return
@@ -354,7 +358,7 @@ class Concurrency:
         self._kind = _MULTIGET
         self._items = items
         # The get/set mix counts keys, so a multi-get of n keys weighs n operations.
-        self._set_credit += self._set_proportion * (len(items) - 1)
+        self._operations += len(items) - 1
         request, self._tokens = self.codec.multiget_request(items)
         self._send(self.get_channels, request, len(items))
 

@@ -201,3 +201,31 @@ def test_large_values_over_many_reads(protocol):
     check_clean(result)
     assert result.ops == 600
     assert result.counters["read_bytes"] > 300000 * result.counters["cmd_get"]
+
+
+@needs_memcached
+def test_sockets_per_concurrency():
+    # -vv shows each connection (and each command: few, so its pipe does not fill up).
+    server = start_memcached(["-vv"])
+    try:
+        result = run_slap(server.port, ["-c", "2", "-n", "3", "-x", "120", "-v", "1.0"]
+                          + SMALL_VALUES)
+    finally:
+        _, log = server.stop()
+    check_clean(result)
+    # Two concurrencies of three sockets each, and the probe that saw the server start.
+    assert log.count(b"new auto-negotiating client connection") == 2 * 3 + 1
+
+
+@needs_memcached
+@pytest.mark.parametrize("overwrite, distinct_keys", [("1.0", 10), ("0", 500)])
+def test_overwrite_proportion(tmp_path, overwrite, distinct_keys):
+    """-o: a set that comes round the window again rewrites its key instead of a fresh one."""
+    config = tmp_path / "half-sets.cnf"
+    config.write_text("value\n100 100 1\ncmd\n0 0.5\n1 0.5\n")
+    with start_memcached() as server:
+        result = run_slap(server.port, ["-c", "1", "-x", "1000", "-w", "10", "-o", overwrite,
+                                        "-v", "1.0", "-F", str(config)])
+        check_clean(result)
+        assert result.counters["cmd_set"] == 500
+        assert stat(server.port, "curr_items") == distinct_keys

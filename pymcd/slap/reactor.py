@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import sys
+from typing import Optional
 
 
 def install() -> None:
@@ -27,7 +28,7 @@ def install() -> None:
     from twisted.python import log
 
     class LeanEPollReactor(EPollReactor):
-        def doPoll(self, timeout):
+        def doPoll(self, timeout: Optional[float]) -> None:
             try:
                 events = self._poller.poll(-1 if timeout is None else timeout,
                                            len(self._selectables))

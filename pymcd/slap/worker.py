@@ -42,7 +42,7 @@ class _ChannelFactory(ClientFactory):
         self.engine = engine
         self.channel = channel
 
-    def buildProtocol(self, addr):
+    def buildProtocol(self, addr) -> StreamChannel:
         return self.channel
 
     def clientConnectionFailed(self, connector, reason: Failure) -> None:

@@ -6,7 +6,7 @@ alternate which client goes first, since the machine is noisy; the figure that m
 median of the per-round ratios. A last run holds pymcd-slap at -P 10000 and reports its
 percentiles at that rate.
 
-    python bench/slap.py [--time 10s] [--rounds 3] [--rate 10000]
+    python bench/slap.py [--time 10s] [--rounds 5] [--rate 10000]
 
 Writes bench/results/slap-<timestamp>.json and prints both clients' ops/s and the ratio.
 """
@@ -100,7 +100,7 @@ def run_client(client: str, port: int, seconds: str, config: str,
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--time", default="10s", help="run time of each client run (10s, 1m)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds")
     parser.add_argument("--rate", type=int, default=10000, help="pymcd-slap's -P run (0: skip)")
     args = parser.parse_args(argv)
     for tool in ("memcaslap", "memcached", "taskset"):

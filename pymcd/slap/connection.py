@@ -35,6 +35,8 @@ _SET = 1
 _MULTIGET = 2
 # Room for the header line and END around a value.
 _REPLY_SLACK = 1024
+# -P: how far behind its schedule a concurrency may catch up (seconds).
+_MAX_LAG = 0.05
 
 
 class StreamChannel(Protocol):
@@ -195,6 +197,7 @@ class Concurrency:
         self._multiget = settings.multiget
         self._verbose = settings.verbose
         self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._phase = index / float(settings.concurrency)
         self._next_due = 0.0
         self._parse_get = self.codec.parse_get
         self._parse_hit = self.codec.parse_hit
@@ -253,7 +256,9 @@ class Concurrency:
 
     def start(self) -> None:
         self._started = True
-        self._next_due = self.clock()
+        # -P: concurrencies start spread over one interval, so their requests interleave
+        # evenly instead of leaving in bursts of all of them at once.
+        self._next_due = self.clock() + self._interval * self._phase
         self.issue()
 
     def _on_schedule(self) -> bool:
@@ -262,8 +267,10 @@ class Concurrency:
         if self._next_due > now:
             self.engine.call_later(self._next_due - now, self.issue)
             return False
-        # Falling behind earns no burst: the schedule restarts one interval back from now.
-        self._next_due = max(self._next_due, now - self._interval) + self._interval
+        # Timers fire late (epoll waits in whole milliseconds, and the machine may be busy):
+        # a late request is made up for by sending at once until the schedule is caught up,
+        # but a stall longer than _MAX_LAG is written off rather than paid back in a burst.
+        self._next_due = max(self._next_due, now - _MAX_LAG) + self._interval
         return True
 
     def issue(self) -> None:

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -75,15 +76,20 @@ def run_client(client: str, port: int, seconds: str, config: str,
         os.close(handle)
         extra += ["--json", json_path, "--no-progress"]
     try:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         result = subprocess.run(client_command(client, port, seconds, config, extra),
                                 capture_output=True, text=True, timeout=900)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         output = result.stdout + result.stderr
         match = SUMMARY.search(output)
         if not match:
             raise RuntimeError("%s produced no summary:\n%s" % (client, output[-2000:]))
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         figures: Dict[str, object] = {
             "run_time": float(match.group(1)), "ops": int(match.group(2)),
-            "tps": int(match.group(3)), "net_rate_mb": float(match.group(4))}
+            "tps": int(match.group(3)), "net_rate_mb": float(match.group(4)),
+            # The client's own CPU time per operation: what it costs whatever limits the run.
+            "cpu_us_per_op": 1e6 * cpu / max(int(match.group(2)), 1)}
         for counter in ("get_misses", "verify_failed"):
             found = re.search(r"%s: (\d+)" % counter, output)
             if found:
@@ -134,21 +140,28 @@ def main(argv: Optional[List[str]] = None) -> int:
         server.wait(timeout=20)
         os.unlink(config)
     ratios = [r["pymcd-slap"]["tps"] / r["memcaslap"]["tps"] for r in rounds]
+    cpu_ratios = [r["memcaslap"]["cpu_us_per_op"] / r["pymcd-slap"]["cpu_us_per_op"]
+                  for r in rounds]
     mean_tps = {client: statistics.mean(r[client]["tps"] for r in rounds) for client in clients}
     report = {
         "workload": "90% get / 10% set, 64 B keys, 100 B values, 32 connections, -T 1; "
                     "memcached -t 1 on core 0, client on core 1",
         "time": args.time, "rounds": rounds, "mean_tps": mean_tps,
         "ratio_pymcd_slap_to_memcaslap": statistics.median(ratios), "per_round_ratios": ratios,
+        "cpu_per_op_ratio_memcaslap_to_pymcd_slap": statistics.median(cpu_ratios),
         "paced": {"target_tps": args.rate, "figures": paced} if paced else None,
     }
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / ("slap-%s.json" % time.strftime("%Y%m%d-%H%M%S"))
     out.write_text(json.dumps(report, indent=2) + "\n")
     for client, tps in mean_tps.items():
-        print("  %-12s %10.0f ops/s (mean of %d rounds)" % (client, tps, len(rounds)))
+        cpu = statistics.median(r[client]["cpu_us_per_op"] for r in rounds)
+        print("  %-12s %10.0f ops/s (mean of %d rounds), %.1f us of client CPU per op"
+              % (client, tps, len(rounds), cpu))
     print("  pymcd-slap/memcaslap %.3f (median of per-round ratios %s)"
           % (report["ratio_pymcd_slap_to_memcaslap"], ", ".join("%.3f" % r for r in ratios)))
+    print("  client CPU per op, memcaslap/pymcd-slap %.3f (median of per-round ratios; "
+          "includes pymcd-slap's start-up)" % statistics.median(cpu_ratios))
     if paced:
         latency = paced["latency_us"]
         print("  pymcd-slap -P %d: %d ops/s (%.1f%% of target), p50 %sus p90 %sus p99 %sus "

@@ -148,11 +148,11 @@ class Rebalancer:
         """(evicted, outofmemory, total_pages) of every class, as slab_automove samples them."""
         store = self.store
         evicted, outofmemory = store.per_lru["evicted"], store.per_lru["outofmemory"]
-        return [
-            (evicted[cls.clsid * SEGMENTS + COLD], sum(outofmemory[cls.clsid * SEGMENTS:(cls.clsid + 1) * SEGMENTS]),
-             len(cls.pages))
-            for cls in store.slabs.classes
-        ]
+        snapshot = []
+        for cls in store.slabs.classes:
+            base = cls.clsid * SEGMENTS
+            snapshot.append((evicted[base + COLD], sum(outofmemory[base:base + SEGMENTS]), len(cls.pages)))
+        return snapshot
 
     def automove_decision(self) -> Tuple[int, int]:
         """One second of slab_automove_run: (src, dst) to move, or (-1, -1).
@@ -174,7 +174,8 @@ class Rebalancer:
         src = dst = -1
         for cls in store.slabs.classes[1:]:
             n = cls.clsid
-            (evicted, outofmemory, pages), (evicted_before, oom_before, pages_before) = after[n], self._before[n]
+            evicted, outofmemory, pages = after[n]
+            evicted_before, oom_before, pages_before = self._before[n]
             window = self._windows[n][self._window_cur % size] = _Window()
             if evicted > evicted_before:
                 window.evicted_ratio = (evicted - evicted_before) / evicted_total

@@ -181,7 +181,8 @@ def items_stats(store: "Store") -> List[Stat]:
         names = ["outofmemory", "tailrepairs", "reclaimed", "expired_unfetched", "evicted_unfetched"]
         names += ["evicted_active"] if maintained else []
         names += ["crawler_reclaimed", "crawler_items_checked", "lrutail_reflocked"]
-        names += ["moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims"] if maintained else []
+        if maintained:
+            names += ["moves_to_cold", "moves_to_warm", "moves_within_lru", "direct_reclaims"]
         lines += [(prefix + name, _class_sum(store, name, n)) for name in names]
         if maintained:
             hits = store.per_lru["hits"]

@@ -166,7 +166,8 @@ class Store:
         page_number = location >> SLOT_BITS
         page = slabs.pages[page_number]
         offset = (location & SLOT_MASK) * slabs.page_chunk_size[page_number]
-        exptime, last_access = EXPTIME.unpack_from(page, offset)[0], TIME.unpack_from(page, offset + OFF_TIME)[0]
+        exptime = EXPTIME.unpack_from(page, offset)[0]
+        last_access = TIME.unpack_from(page, offset + OFF_TIME)[0]
         now = self.now
         if exptime and exptime <= now:
             if count:

@@ -172,7 +172,8 @@ def test_lru_crawler_settings_and_switches(server) -> None:
     assert stats(server, b"settings")["lru_crawler"] == "no"
     assert "lru_crawler_running" not in stats(server)
     assert command(server, b"lru_crawler enable") == b"OK\r\n"
-    assert command(server, b"lru_crawler crawl 1,2,3") in (b"OK\r\n", b"BUSY currently processing crawler request\r\n")
+    assert command(server, b"lru_crawler crawl 1,2,3") in (
+        b"OK\r\n", b"BUSY currently processing crawler request\r\n")
 
 
 def test_metadump(server) -> None:
@@ -206,7 +207,8 @@ def test_cache_memlimit_grows_the_budget_at_once() -> None:
             fill(sock, 885, prefix=b"more")
             general, slabs = stats(sock), stats(sock, b"slabs")
             assert general["evictions"] == "100" and slabs["12:total_pages"] == "9"
-            assert command(sock, b"cache_memlimit 4") == b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
+            assert command(sock, b"cache_memlimit 4") == \
+                b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
 
 
 def test_minus_M_and_too_large_replies() -> None:
@@ -219,7 +221,8 @@ def test_minus_M_and_too_large_replies() -> None:
             assert command(sock, b"set big 0 0 %d\r\n%s" % (len(big), big)) == \
                 b"SERVER_ERROR object too large for cache\r\n"
             general = stats(sock)
-            assert (general["evictions"], general["store_no_memory"], general["store_too_large"]) == ("0", "1", "1")
+            assert [general[name] for name in ("evictions", "store_no_memory", "store_too_large")] == \
+                ["0", "1", "1"]
             assert stats(sock, b"items")["items:12:outofmemory"] == "1"
 
 

@@ -105,7 +105,8 @@ def test_metadump_lines(clocked) -> None:
         "key=ttl%%20key%%2F%%25 exp=%d la=%d cas=2 fetch=no cls=4 size=168\n"
         % (store.peek(b"ttl key/%").exptime + started, store.now - 2 + started),
     ]
-    assert store.crawler.metadump(b"4") == [lines[[i for i, l in enumerate(lines) if b"ttl" in l][0]], b"END\r\n"]
+    ttl_line = next(line for line in lines if line.startswith(b"key=ttl"))
+    assert store.crawler.metadump(b"4") == [ttl_line, b"END\r\n"]
     assert store.crawler.metadump(b"99") == [b"BADCLASS invalid class id\r\n"]
 
 

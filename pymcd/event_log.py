@@ -37,7 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
 SYSEVENTS = 1 << 1
 FETCHERS = 1 << 2
 MUTATIONS = 1 << 3
-SYSERRORS = 1 << 4
 CONNEVENTS = 1 << 5
 EVICTIONS = 1 << 6
 RAWCMDS = 1 << 9
@@ -46,7 +45,8 @@ PROXYEVENTS = 1 << 11
 PROXYUSER = 1 << 12
 
 # The names ``watch`` accepts in 1.6.18 (no ``deletions``, no ``syserrors``). memcached 1.6.18
-# logs nothing for rawcmds, sysevents or the proxy streams without its proxy; pymcd matches.
+# logs nothing for rawcmds, nor for the proxy streams without its proxy, and pymcd matches; its
+# sysevents (LRU crawler runs, slab moves) pymcd does not produce yet.
 WATCH_FLAGS: Dict[bytes, int] = {
     b"rawcmds": RAWCMDS,
     b"evictions": EVICTIONS,
@@ -85,7 +85,6 @@ STORE_COMMAND = {
     outcomes.CAS: b"cas",
 }
 TRANSPORTS = {"local": b"local", "tcp": b"tcp", "udp": b"udp"}
-CLOSE_REASONS = ("error", "normal", "idle_timeout", "shutdown")
 
 
 UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
@@ -107,10 +106,8 @@ class Watcher:
     that do not fit are counted and announced as ``skipped=N`` before the next line that fits.
     """
 
-    def __init__(self, log: "EventLog", conn_id: int, flags: int, min_gid: int,
-                 capacity: int) -> None:
+    def __init__(self, log: "EventLog", flags: int, min_gid: int, capacity: int) -> None:
         self.log = log
-        self.conn_id = conn_id
         self.flags = flags
         self.min_gid = min_gid
         self.capacity = capacity
@@ -203,12 +200,12 @@ class EventLog:
         self.watcher_skipped = 0
 
     # ------------------------------------------------------------------ watchers
-    def add_watcher(self, conn_id: int, flags: int) -> Optional[Watcher]:
+    def add_watcher(self, flags: int) -> Optional[Watcher]:
         """A new watcher, or None past memcached's limit of 20."""
         if len(self.watchers) >= WATCHER_LIMIT:
             return None
         # memcached spends a global id on the watcher: it sees only later events.
-        watcher = Watcher(self, conn_id, flags, self._next_gid(), self.capacity)
+        watcher = Watcher(self, flags, self._next_gid(), self.capacity)
         self.watchers.append(watcher)
         self._update_flags()
         return watcher

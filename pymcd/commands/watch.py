@@ -49,7 +49,7 @@ class Watch(TextCommand):
                 session.reply(ERROR)
                 return
             flags |= flag
-        watcher = server.event_log.add_watcher(session.conn_id, flags or FETCHERS)
+        watcher = server.event_log.add_watcher(flags or FETCHERS)
         if watcher is None:
             session.reply(TOO_MANY)
             return

@@ -13,7 +13,7 @@ from /proc and its ``stats`` / ``stats slabs``, and prints them side by side, wi
 
     python bench/memory.py [--items 1000000] [--memory 64]
 
-Writes bench/results/memory-<timestamp>.json and prints a table.
+Writes bench/results/memory-<timestamp>.json, and the printed table beside it as .txt.
 """
 
 from __future__ import annotations
@@ -192,8 +192,10 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / ("memory-%s.json" % time.strftime("%Y%m%d-%H%M%S"))
     path.write_text(json.dumps(results, indent=2) + "\n")
-    print(summary(results))
-    print("written to %s" % path.relative_to(ROOT))
+    text = summary(results)
+    path.with_suffix(".txt").write_text(text + "\n")
+    print(text)
+    print("written to %s and .txt" % path.relative_to(ROOT))
 
 
 def summary(results: Dict[str, object]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 
 from pymcd.commands.binary_base import BinaryCommand, fail, succeed
+from pymcd.event_log import log_lookup, log_store
 from pymcd.protocol.binary import BinaryRequest, Opcode, Status
 from pymcd.store import outcomes
 
@@ -38,9 +39,20 @@ class Delta(BinaryCommand):
             signed_delta, _, signed_expiration = SIGNED_DELTA_EXTRAS.unpack(request.extras)
             server.trace("incr %s %d, %d, %d" % (
                 request.key.decode("latin-1"), signed_delta, initial, signed_expiration))
-        result, number, cas = session.store.delta(
-            request.key, self.incr, delta,
-            None if expiration == DO_NOT_CREATE else initial, expiration, request.cas)
+        key = request.key
+        store = session.store
+        creates = expiration != DO_NOT_CREATE
+        watching = server.event_log.flags
+        if watching:
+            # A counter memcached creates is looked up again and logged as an add.
+            creating = creates and store.peek(key) is None
+            for _ in range(2 if creating else 1):
+                log_lookup(session, key)
+        result, number, cas = store.delta(key, self.incr, delta, initial if creates else None,
+                                          expiration, request.cas)
+        if watching and creating and result == outcomes.DELTA_OK:
+            log_store(session, key, outcomes.STORED, outcomes.ADD, 0, expiration,
+                      len(b"%d" % initial))
         if result == outcomes.DELTA_OK:
             succeed(session, request, value=COUNTER.pack(number), cas=cas)
         elif result == outcomes.DELTA_NON_NUMERIC:

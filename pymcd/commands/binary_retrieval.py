@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 
 from pymcd.commands.binary_base import BinaryCommand, fail
+from pymcd.event_log import FETCHERS, logged_fetch
 from pymcd.protocol.binary import (
     HEADER_SIZE,
     BinaryRequest,
@@ -51,9 +52,13 @@ class Retrieve(BinaryCommand):
             server.trace("<%d %s %s" % (session.conn_id, "TOUCH" if self.touch else "GET",
                                          key.decode("latin-1")))
         if self.touch:
-            hit = store.gat(key, EXPIRATION.unpack(request.extras)[0])
+            exptime = EXPIRATION.unpack(request.extras)[0]
+            fetch = lambda key: store.gat(key, exptime)  # noqa: E731
         else:
-            hit = store.get(key)
+            fetch = store.get
+        if server.event_log.flags & FETCHERS:
+            fetch = logged_fetch(session, fetch)
+        hit = fetch(key)
         if hit is None:
             self._miss(session, request)
             return

@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 
 from pymcd.commands.binary_base import BinaryCommand, fail, succeed
+from pymcd.event_log import log_lookup, log_store
 from pymcd.protocol.binary import BinaryRequest, Opcode, Status
 from pymcd.store import outcomes
 
@@ -52,6 +53,8 @@ class Store(BinaryCommand):
         store = session.store
         if not store.item_size_ok(len(request.key), length, flags):
             # Unlike the text protocol, memcached does not count store_too_large here.
+            if server.event_log.flags:
+                log_store(session, request.key, outcomes.TOO_LARGE, self.mode, flags, 0, 0)
             fail(session, request, Status.E2BIG)
             session.swallow(length)
             if self.mode == outcomes.SET:
@@ -65,8 +68,13 @@ class Store(BinaryCommand):
         mode = self.mode
         if request.cas and self.with_extras:
             mode = outcomes.CAS
+        watching = session.server.event_log.flags
+        if watching:
+            log_lookup(session, request.key)
         result, cas = session.store.store(mode, request.key, flags, exptime, request.value,
                                           request.cas)
+        if watching:
+            log_store(session, request.key, result, mode, flags, exptime, len(request.value))
         if result == outcomes.STORED:
             succeed(session, request, cas=cas)
         elif result == outcomes.EXISTS:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import re
 import socket
+import struct
 import time
 from typing import List
 
 import pytest
 
 from support import exchange, have_memcached, start_memcached, start_pymcd
+
+from pymcd.protocol.binary import BinaryRequest, Opcode, pack_request
 
 pytestmark = pytest.mark.skipif(not have_memcached(), reason="Debian's memcached is not installed")
 
@@ -28,13 +31,39 @@ OPERATIONS = [
 ]
 
 
-def watched_lines(server) -> List[bytes]:
+
+def binary(opcode: int, key: bytes = b"", extras: bytes = b"", value: bytes = b"") -> bytes:
+    """A binary request followed by a NOOP, whose answer marks the end of the replies."""
+    return pack_request(BinaryRequest(opcode, extras, key, value)) + pack_request(
+        BinaryRequest(Opcode.NOOP))
+
+
+FLAGS_TTL = struct.pack(">II", 3, 0)
+BINARY_OPERATIONS = [
+    binary(Opcode.SET, b"bk", FLAGS_TTL, b"v1"), binary(Opcode.GET, b"bk"),
+    binary(Opcode.GET, b"nope"), binary(Opcode.GETK, b"bk"), binary(Opcode.GETQ, b"nope"),
+    binary(Opcode.ADD, b"bk", FLAGS_TTL, b"x"), binary(Opcode.APPEND, b"bk", value=b"2"),
+    binary(Opcode.TOUCH, b"bk", struct.pack(">I", 0)), binary(Opcode.GAT, b"bk", struct.pack(">I", 0)),
+    binary(Opcode.INCREMENT, b"bn", struct.pack(">QQI", 1, 5, 0)),
+    binary(Opcode.DECREMENT, b"bn", struct.pack(">QQI", 1, 5, 0)),
+    binary(Opcode.DELETE, b"bn"), binary(Opcode.DELETE, b"bn"),
+    binary(Opcode.REPLACE, b"nope", FLAGS_TTL, b"x"),
+]
+NOOP_REPLY_START = b"\x81\x0a"
+
+
+def watched_lines(server, operations: List[bytes] = OPERATIONS) -> List[bytes]:
     watcher = server.connect()
     assert exchange(watcher, b"watch fetchers mutations connevents\r\n",
                     expect_end=b"\r\n", timeout=5) == b"OK\r\n"
     client = server.connect()
-    for operation in OPERATIONS:
-        exchange(client, operation, expect_end=b"\r\n")
+    for operation in operations:
+        if operation[:1] == b"\x80":
+            reply = exchange(client, operation, timeout=5, settle=0.05)
+            while reply[-24:-22] != NOOP_REPLY_START:
+                reply += exchange(client, b"", timeout=5, settle=0.05)
+        else:
+            exchange(client, operation, expect_end=b"\r\n")
     client.close()
     received = b""
     watcher.settimeout(0.5)
@@ -63,4 +92,13 @@ def test_event_lines_match_memcached():
     with start_pymcd(["-m", "64"]) as pymcd, start_memcached(["-m", "64"]) as memcached:
         ours, theirs = watched_lines(pymcd), watched_lines(memcached)
     assert len(ours) > len(OPERATIONS)
+    assert ours == theirs
+
+
+def test_binary_event_lines_match_memcached():
+    with start_pymcd(["-m", "64"]) as pymcd, start_memcached(["-m", "64"]) as memcached:
+        ours = watched_lines(pymcd, BINARY_OPERATIONS)
+        theirs = watched_lines(memcached, BINARY_OPERATIONS)
+    assert any(b"type=item_store key=bk status=stored cmd=set" in line for line in ours)
+    assert any(b"type=item_get key=nope status=not_found" in line for line in ours)
     assert ours == theirs

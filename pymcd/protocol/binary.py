@@ -18,6 +18,7 @@ import struct
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from pymcd.interfaces import IBinaryCommand
+from pymcd.protocol.pending_input import PendingInput
 from pymcd.session import Session
 
 REQUEST_MAGIC = 0x80
@@ -277,11 +278,7 @@ class BinaryMachine:
         self._staged = {opcode for opcode, command in commands.items()
                         if IBinaryValueCommand.providedBy(command)}
         self.requests_per_event = session.server.settings.reqs_per_event
-        self._buffer = b""
-        # Bytes of a frame (or a value) arriving over several reads are kept as a list.
-        self._parts: List[bytes] = []
-        self._have = 0
-        self._want = 0
+        self.pending_input = PendingInput()
         # The request whose value is being read: (command, request, value length).
         self._pending = None
         self._done = False
@@ -294,18 +291,9 @@ class BinaryMachine:
         """
         if self._done:
             return False
-        if self._want:
-            if data:
-                self._parts.append(data)
-                self._have += len(data)
-            if self._have < self._want:
-                return False
-            data = b"".join(self._parts)
-            self._parts = []
-            self._have = self._want = 0
-        elif self._buffer:
-            data = self._buffer + data
-            self._buffer = b""
+        data = self.pending_input.take(data)
+        if data is None:
+            return False
         session = self.session
         server = session.server
         if not self._announced:
@@ -322,7 +310,7 @@ class BinaryMachine:
             if self._pending is not None:
                 command, request, length = self._pending
                 if size - pos < length:
-                    self._wait_for(data, pos, length)
+                    self.pending_input.wait_for(data[pos:], length)
                     return False
                 self._pending = None
                 session.state = "conn_waiting"
@@ -341,7 +329,7 @@ class BinaryMachine:
                 continue
             if budget <= 0:
                 server.stats.conn_yields += 1
-                self._buffer = data[pos:]
+                self.pending_input.keep(data[pos:])
                 return True
             if size - pos < HEADER_SIZE:
                 break
@@ -359,7 +347,7 @@ class BinaryMachine:
                 return False
             frame_end = pos + HEADER_SIZE + extlen + keylen
             if frame_end > size:
-                self._wait_for(data, pos, frame_end - pos)
+                self.pending_input.wait_for(data[pos:], frame_end - pos)
                 return False
             budget -= 1
             key_start = pos + HEADER_SIZE + extlen
@@ -373,7 +361,7 @@ class BinaryMachine:
             if self._stopped():
                 return False
         if pos < size:
-            self._buffer = data[pos:]
+            self.pending_input.keep(data[pos:])
         return False
 
     def _dispatch(self, request: BinaryRequest, keylen: int, extlen: int, bodylen: int) -> None:
@@ -426,10 +414,3 @@ class BinaryMachine:
             self._pending = None
             return True
         return False
-
-    def _wait_for(self, data: bytes, pos: int, total: int) -> None:
-        """Keep ``data[pos:]`` until ``total`` bytes from ``pos`` are available."""
-        rest = data[pos:]
-        self._parts = [rest]
-        self._have = len(rest)
-        self._want = total

@@ -6,8 +6,7 @@ read a data block straight after it (``conn_nread``), or discard a refused one
 runs every complete request through its command, and leaves the replies on ``session.out`` for
 the transport to write in one go.
 
-Large values are gathered as a list of reads and joined once, so a 1 MiB value arriving in 64 KiB
-reads costs one copy, not a quadratic series of concatenations.
+Large values are gathered by :class:`pymcd.protocol.pending_input.PendingInput` and joined once.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from typing import Dict, List
 from pymcd.auth.ascii_handshake import AsciiAuthHandshake
 from pymcd.commands.base import ERROR
 from pymcd.commands.registry import TextDispatch
+from pymcd.protocol.pending_input import PendingInput
 from pymcd.protocol.states import StateTrace
 from pymcd.session import Session
 
@@ -34,11 +34,7 @@ class TextMachine:
         self.session = session
         self.dispatch = dispatch
         self.requests_per_event = session.server.settings.reqs_per_event
-        self._buffer = b""
-        # While a data block (or a swallowed one) is incomplete, reads are kept in a list.
-        self._parts: List[bytes] = []
-        self._have = 0
-        self._want = 0
+        self.pending_input = PendingInput()
         # The storage request waiting for its data block: (command, tokens, length).
         self._pending = None
         self._announced = False
@@ -58,18 +54,9 @@ class TextMachine:
             if data is None:
                 return False
             self.handshake = None
-        if self._want:
-            if data:
-                self._parts.append(data)
-                self._have += len(data)
-            if self._have < self._want:
-                return False
-            data = b"".join(self._parts)
-            self._parts = []
-            self._have = self._want = 0
-        elif self._buffer:
-            data = self._buffer + data
-            self._buffer = b""
+        data = self.pending_input.take(data)
+        if data is None:
+            return False
         session = self.session
         server = session.server
         verbose = server.verbose
@@ -90,7 +77,7 @@ class TextMachine:
                 command, tokens, length = self._pending
                 end = pos + length
                 if end + 2 > size:
-                    self._wait_for(data, pos, length + 2)
+                    self.pending_input.wait_for(data[pos:], length + 2)
                     return False
                 self._pending = None
                 if data[end:end + 2] == CRLF:
@@ -112,14 +99,14 @@ class TextMachine:
                 continue
             if budget <= 0:
                 server.stats.conn_yields += 1
-                self._buffer = data[pos:]
+                self.pending_input.keep(data[pos:])
                 return True
             eol = data.find(b"\n", pos)
             if eol < 0:
                 if size - pos > MAX_LINE_WITHOUT_NEWLINE and not self._may_be_long_get(data, pos):
                     session.close()
                     return False
-                self._buffer = data[pos:]
+                self.pending_input.keep(data[pos:])
                 break
             line = data[pos:eol - 1] if eol - pos > 1 and data[eol - 1] == 13 else data[pos:eol]
             pos = eol + 1
@@ -155,12 +142,6 @@ class TextMachine:
             states.batch_done()
         return False
 
-    def _wait_for(self, data: bytes, pos: int, total: int) -> None:
-        """Keep ``data[pos:]`` until ``total`` bytes from ``pos`` are available."""
-        rest = data[pos:]
-        self._parts = [rest]
-        self._have = len(rest)
-        self._want = total
 
     def _unknown(self, tokens: List[bytes]) -> None:
         """memcached closes on what looks like an HTTP request, else answers ERROR."""

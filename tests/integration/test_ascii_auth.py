@@ -7,7 +7,6 @@ test_auth_vs_memcached.py replays the same conversations against both servers).
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time

@@ -93,6 +93,12 @@ class Session:
         """Discard the next ``nbytes`` of input: the data block of a refused storage request."""
         self.swallow_bytes = nbytes
 
+    def swallowed(self, available: int) -> int:
+        """How many of ``available`` input bytes go to the block being swallowed (conn_swallow)."""
+        take = min(self.swallow_bytes, available)
+        self.swallow_bytes -= take
+        return take
+
     def close(self) -> None:
         """Close the connection at once, dropping what memcached would not have written yet
         (conn_closing)."""

@@ -323,9 +323,7 @@ class BinaryMachine:
                     return False
                 continue
             if session.swallow_bytes:
-                take = min(session.swallow_bytes, size - pos)
-                session.swallow_bytes -= take
-                pos += take
+                pos += session.swallowed(size - pos)
                 continue
             if budget <= 0:
                 server.stats.conn_yields += 1

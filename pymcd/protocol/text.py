@@ -93,9 +93,7 @@ class TextMachine:
                     return False
                 continue
             if session.swallow_bytes:
-                take = min(session.swallow_bytes, size - pos)
-                session.swallow_bytes -= take
-                pos += take
+                pos += session.swallowed(size - pos)
                 continue
             if budget <= 0:
                 server.stats.conn_yields += 1

@@ -14,64 +14,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pymcd.context import ServerContext
 from pymcd.protocol.binary import (
-    BinaryMachine,
     BinaryRequest,
     Opcode,
     Status,
     pack_request,
     parse_responses,
 )
-from pymcd.protocol.text import TextMachine
-from pymcd.settings import Settings
-from pymcd.store import Store
+from machines import MachineConnection, MachineServer
 
-START = 1_000_000.0
+class Server(MachineServer):
+    """``connect`` opens a binary connection (``text`` still answers over the text protocol)."""
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
+    def connect(self, binary: bool = True) -> "Connection":
+        return Connection(self.context, binary)
 
 
-class Server:
-    """A ServerContext on a test clock; ``connect`` opens a binary (or text) connection."""
-
-    def __init__(self, **overrides) -> None:
-        self.settings = Settings(**overrides)
-        self.clock = Clock()
-        self.store = Store(self.settings.store, clock=self.clock)
-        self.context = ServerContext(self.settings, self.store)
-
-    def connect(self) -> "Connection":
-        return Connection(self.context)
-
-    def text(self, data: bytes) -> bytes:
-        session = self.context.open_session()
-        TextMachine(session, self.context.commands.text_dispatch).receive(data)
-        return b"".join(session.out)
-
-    def advance(self, seconds: int) -> None:
-        self.clock.now += seconds
-        self.store.tick()
-
-
-class Connection:
-    def __init__(self, context: ServerContext) -> None:
-        self.session = context.open_session()
-        self.machine = BinaryMachine(self.session, context.commands.binary)
-
-    def raw(self, data: bytes) -> bytes:
-        while self.machine.receive(data):
-            data = b""
-        out = b"".join(self.session.out)
-        del self.session.out[:]
-        return out
-
+class Connection(MachineConnection):
     def send(self, *requests: BinaryRequest):
         packets, rest = parse_responses(self.raw(b"".join(map(pack_request, requests))))
         assert rest == b""
@@ -412,7 +371,7 @@ def test_bad_magic_closes_dropping_replies_not_yet_flushed(conn):
     bad = b"\x81" + pack_request(req(Opcode.NOOP))[1:]
     packets, _ = parse_responses(conn.raw(pack_request(req(Opcode.VERSION)) + bad))
     assert packets == [] and conn.closing
-    conn2 = Connection(conn.session.server)
+    conn2 = Connection(conn.session.server, binary=True)
     packets, _ = parse_responses(conn2.raw(pack_request(req(Opcode.NOOP)) + bad))
     assert [p.opcode for p in packets] == [Opcode.NOOP] and conn2.closing
 

@@ -12,47 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pymcd.context import ServerContext
-from pymcd.protocol.text import TextMachine
-from pymcd.settings import Settings
-from pymcd.store import Store
+from machines import MachineServer
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Server:
-    """One store, any number of connections, and a clock to move."""
-
-    def __init__(self) -> None:
-        self.clock = Clock()
-        self.settings = Settings()
-        self.store = Store(self.settings.store, clock=self.clock)
-        self.context = ServerContext(self.settings, self.store)
-
-    def connect(self) -> "Connection":
-        return Connection(self.context)
-
-    def advance(self, seconds: int) -> None:
-        self.clock.now += seconds
-        self.store.tick()
-
-
-class Connection:
-    def __init__(self, context: ServerContext) -> None:
-        self.session = context.open_session()
-        self.machine = TextMachine(self.session, context.commands.text_dispatch)
-
-    def __call__(self, data: bytes) -> bytes:
-        self.session.out.clear()
-        while self.machine.receive(data):
-            data = b""
-        return b"".join(self.session.out)
+Server = MachineServer
 
 
 @pytest.fixture

@@ -19,45 +19,13 @@ import os
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from pathlib import Path
 from typing import Dict, List, Optional
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-RESULTS = HERE / "results"
-
-WORKLOAD = """key
-64 64 1
-value
-100 100 1
-cmd
-0 0.1
-1 0.9
-"""
-SUMMARY = re.compile(r"Run time: ([\d.]+)s Ops: (\d+) TPS: (\d+) Net_rate: ([\d.]+)M/s")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(port: int, timeout: float = 20.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("server on port %d did not start" % port)
+from harness import MIXED_WORKLOAD, free_port, summary_figures, wait_for, write_results
 
 
 def client_command(client: str, port: int, seconds: str, config: str,
@@ -81,15 +49,12 @@ def run_client(client: str, port: int, seconds: str, config: str,
                                 capture_output=True, text=True, timeout=900)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         output = result.stdout + result.stderr
-        match = SUMMARY.search(output)
-        if not match:
+        figures: Optional[Dict[str, object]] = summary_figures(output)
+        if figures is None:
             raise RuntimeError("%s produced no summary:\n%s" % (client, output[-2000:]))
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        figures: Dict[str, object] = {
-            "run_time": float(match.group(1)), "ops": int(match.group(2)),
-            "tps": int(match.group(3)), "net_rate_mb": float(match.group(4)),
-            # The client's own CPU time per operation: what it costs whatever limits the run.
-            "cpu_us_per_op": 1e6 * cpu / max(int(match.group(2)), 1)}
+        # The client's own CPU time per operation: what it costs whatever limits the run.
+        figures["cpu_us_per_op"] = 1e6 * cpu / max(int(figures["ops"]), 1)
         for counter in ("get_misses", "verify_failed"):
             found = re.search(r"%s: (\d+)" % counter, output)
             if found:
@@ -119,7 +84,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                "-U", "0", "-l", "127.0.0.1", "-t", "1", "-u", "root"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with tempfile.NamedTemporaryFile("w", suffix=".cnf", delete=False) as handle:
-        handle.write(WORKLOAD)
+        handle.write(MIXED_WORKLOAD)
         config = handle.name
     clients = ["memcaslap", "pymcd-slap"]
     rounds: List[Dict[str, Dict[str, object]]] = []
@@ -151,9 +116,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "cpu_per_op_ratio_memcaslap_to_pymcd_slap": statistics.median(cpu_ratios),
         "paced": {"target_tps": args.rate, "figures": paced} if paced else None,
     }
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / ("slap-%s.json" % time.strftime("%Y%m%d-%H%M%S"))
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = write_results("slap", report)
     for client, tps in mean_tps.items():
         cpu = statistics.median(r[client]["cpu_us_per_op"] for r in rounds)
         print("  %-12s %10.0f ops/s (mean of %d rounds), %.1f us of client CPU per op"
@@ -168,7 +131,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               "p99.9 %sus" % (args.rate, paced["tps"], 100.0 * paced["tps"] / args.rate,
                               latency["p50_us"], latency["p90_us"], latency["p99_us"],
                               latency["p99_9_us"]))
-    print("written to %s" % out.relative_to(ROOT))
+    print("written to %s" % out)
     return 0
 
 

@@ -14,49 +14,25 @@ Writes bench/results/throughput-<protocol>-<timestamp>.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
 import statistics
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from pathlib import Path
 from typing import Dict, List, Optional
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+from harness import (
+    MIXED_WORKLOAD,
+    ROOT,
+    free_port,
+    summary_figures,
+    wait_for,
+    write_results,
+)
+
 CEILING = ROOT.parent / "shared" / "bench" / "ceiling_twisted.py"
-RESULTS = HERE / "results"
-
-WORKLOAD = """key
-64 64 1
-value
-100 100 1
-cmd
-0 0.1
-1 0.9
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(port: int, timeout: float = 20.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("server on port %d did not start" % port)
 
 
 def server_commands(port: int, udp: bool) -> Dict[str, List[str]]:
@@ -87,11 +63,9 @@ def run_client(client: str, port: int, seconds: str, binary: bool, udp: bool,
         command.append("-U")
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     output = result.stdout + result.stderr
-    match = re.search(r"Run time: ([\d.]+)s Ops: (\d+) TPS: (\d+) Net_rate: ([\d.]+)M/s", output)
-    if not match:
+    figures = summary_figures(output)
+    if figures is None:
         raise RuntimeError("%s produced no summary:\n%s" % (client, output[-2000:]))
-    figures = {"run_time": float(match.group(1)), "ops": int(match.group(2)),
-               "tps": int(match.group(3)), "net_rate_mb": float(match.group(4))}
     for counter in ("get_misses", "verify_failed", "packet_drop", "udp_timeout"):
         found = re.search(r"%s: (\d+)" % counter, output)
         if found:
@@ -127,7 +101,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     wanted = args.servers.split(",")
     protocol = "udp" if args.udp else ("binary" if args.binary else "ascii")
     with tempfile.NamedTemporaryFile("w", suffix=".cnf", delete=False) as handle:
-        handle.write(WORKLOAD)
+        handle.write(MIXED_WORKLOAD)
         config = handle.name
     rounds: List[Dict[str, Dict[str, float]]] = []
     try:
@@ -153,18 +127,15 @@ def main(argv: Optional[List[str]] = None) -> int:
               "workload": "90% get / 10% set, 64 B keys, 100 B values, 32 connections, servers "
               "on core 0, " + args.client + " -T 1 on core 1",
               "rounds": rounds, "mean_tps": summary, "ratios": ratios}
-    RESULTS.mkdir(exist_ok=True)
-    client = "" if args.client == "memcaslap" else args.client + "-"
-    out = RESULTS / ("throughput-%s-%s%s.json" % (protocol, client,
-                                                   time.strftime("%Y%m%d-%H%M%S")))
-    out.write_text(json.dumps(report, indent=2))
+    client = "" if args.client == "memcaslap" else "-" + args.client
+    out = write_results("throughput-%s%s" % (protocol, client), report)
     print("protocol: %s, client: %s, %d round(s) of %s"
           % (protocol, args.client, args.rounds, args.time))
     for name, tps in summary.items():
         print("  %-10s %10.0f ops/s" % (name, tps))
     for name, ratio in ratios.items():
         print("  %-20s %.3f (median of per-round ratios)" % (name, ratio))
-    print("written to %s" % out.relative_to(ROOT))
+    print("written to %s" % out)
     return 0
 
 

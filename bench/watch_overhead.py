@@ -45,11 +45,12 @@ from typing import Callable, Dict, List, Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from throughput import RESULTS, ROOT, free_port, run_client, wait_for  # noqa: E402
+from harness import MIXED_WORKLOAD, RESULTS, ROOT, free_port, wait_for  # noqa: E402
+from throughput import run_client  # noqa: E402
 
 MEMCASLAP_CONFIGS = {
     "set": "key\n64 64 1\nvalue\n100 100 1\ncmd\n0 1.0\n",
-    "mixed": "key\n64 64 1\nvalue\n100 100 1\ncmd\n0 0.1\n1 0.9\n",
+    "mixed": MIXED_WORKLOAD,
 }
 PIPELINED_SETS = 100_000
 PIPELINE_BATCH = 1000

@@ -1,0 +1,67 @@
+"""What the benchmarks share: the standard workload, ports, readiness, results files.
+
+Every benchmark here runs as ``python bench/<name>.py`` and writes its figures to
+``bench/results/<name>-...-<timestamp>.json``; the machines are noisy, so each compares servers
+or clients side by side within one run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from pathlib import Path
+from typing import Dict, Optional
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+
+# memaslap's config format: 64-byte keys, 100-byte values, 90% get / 10% set.
+MIXED_WORKLOAD = """key
+64 64 1
+value
+100 100 1
+cmd
+0 0.1
+1 0.9
+"""
+
+# The last line of a memaslap (and pymcd-slap) report.
+SUMMARY = re.compile(r"Run time: ([\d.]+)s Ops: (\d+) TPS: (\d+) Net_rate: ([\d.]+)M/s")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(port: int, timeout: float = 20.0) -> None:
+    """Return once something accepts connections on ``port``."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server on port %d did not start" % port)
+
+
+def summary_figures(output: str) -> Optional[Dict[str, float]]:
+    """The run time, ops, TPS and net rate of a memaslap-style report, or None."""
+    match = SUMMARY.search(output)
+    if not match:
+        return None
+    return {"run_time": float(match.group(1)), "ops": int(match.group(2)),
+            "tps": int(match.group(3)), "net_rate_mb": float(match.group(4))}
+
+
+def write_results(name: str, report: dict) -> Path:
+    """``bench/results/<name>-<timestamp>.json``; returns its path relative to the checkout."""
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / ("%s-%s.json" % (name, time.strftime("%Y%m%d-%H%M%S")))
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return out.relative_to(ROOT)

@@ -9,13 +9,13 @@ loops; each crawl step checks a bounded number of items so the reactor is never 
 from __future__ import annotations
 
 import string
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
-from pymcd.store.items import OFF_LRU, SEGMENTS
+from pymcd.store.items import SEGMENTS
 from pymcd.store.slabs import SLOT_BITS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pymcd.store.store import Store
+    from pymcd.store.store import ItemView, Store
 
 ITEMS_PER_STEP = 500
 MAX_NUMBER_OF_SLAB_CLASSES = 64
@@ -64,7 +64,9 @@ class Crawler:
         self.store = store
         self.pending: List[int] = []  # classes still to crawl
         self.automatic = False  # the running crawl was started by the maintainer
-        self._current: List[int] = []  # locations left in the class being crawled
+        # (location, its page's class) left to check in the class being crawled: a big item's
+        # header chunk lives in a smaller class's page, and a page may move during the walk.
+        self._current: List[Tuple[int, int]] = []
         self._current_class = 0
         self._left_in_class = 0
         self._block_automatic_until = 0
@@ -170,31 +172,32 @@ class Crawler:
                 if not self.pending:
                     return False
                 self._current_class = self.pending.pop(0)
-                self._current = store.locations_of_class(self._current_class)
+                page_class = store.slabs.page_class
+                self._current = [(location, page_class[location >> SLOT_BITS])
+                                 for location in store.locations_of_class(self._current_class)]
                 self._left_in_class = tocrawl or len(self._current)
                 if not self._current:
                     self._class_done()
                 continue
-            location = self._current.pop()
+            location, walked_page_class = self._current.pop()
             budget -= 1
             self._left_in_class -= 1
             if self._left_in_class <= 0:
                 self._current = []
             clsid = self._current_class
-            if store.slabs.page_class[location >> SLOT_BITS] != clsid:
-                continue  # the chunk moved to another class since the walk began
-            page, offset = store.slabs.locate(location)
-            index = clsid * SEGMENTS + page[offset + OFF_LRU]
+            if store.slabs.page_class[location >> SLOT_BITS] != walked_page_class:
+                continue  # the page moved to another class since the walk began
+            view = store.view_at(location, with_value=False)
+            if view is None:
+                continue  # the item went since the walk began
+            index = clsid * SEGMENTS + view.lru
             counters["crawler_items_checked"][index] += 1
-            self._evaluate(clsid, index, location)
+            self._evaluate(clsid, index, location, view)
         return True
 
-    def _evaluate(self, clsid: int, index: int, location: int) -> None:
+    def _evaluate(self, clsid: int, index: int, location: int, view: "ItemView") -> None:
         """crawler_expired_eval: reclaim a dead item, or note when a live one will expire."""
         store = self.store
-        view = store.view_at(location, with_value=False)
-        if view is None:
-            return  # a free chunk: the item went since the walk began
         if store.is_dead(view.exptime, view.last_access, view.cas, strictly=True):
             store.per_lru["crawler_reclaimed"][index] += 1
             if not view.fetched and not store.is_flushed(view.last_access, view.cas):

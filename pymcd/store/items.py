@@ -65,6 +65,5 @@ def accounted_size(nkey: int, flags: int, nbytes: int, use_cas: bool) -> int:
     )
 
 
-def physical_size(nkey: int, nbytes: int) -> int:
-    """Bytes the item occupies in pymcd's chunk layout."""
-    return HEADER_SIZE + nkey + nbytes
+# memcached's sizeof(item_chunk): the header of each chunk of an item over the largest chunk size.
+CHUNK_HEADER_SIZE = 48

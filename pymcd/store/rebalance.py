@@ -107,11 +107,21 @@ class Rebalancer:
             cls = slabs.classes[src]
             page_number = cls.pages[0]
             base = page_number << SLOT_BITS
-            free_here = {loc for loc in cls.free if base <= loc < base + cls.perslab}
-            for location in range(base, base + cls.perslab):
+            end = base + cls.perslab
+            free_here = {loc for loc in cls.free if base <= loc < end}
+            # Chunks holding part of a big item's value: moving them means evicting the item.
+            owners = store.chunk_owners(base, end)
+            for location in range(base, end):
                 if location in free_here:
                     continue
-                if store.rescue(location, avoid_page=page_number):
+                owner = owners.get(location)
+                if owner is not None:
+                    if store.holds_item(owner):
+                        store.slab_reassign_evictions_nomem += 1
+                        store.evict_for_move(owner)
+                elif not store.holds_item(location):
+                    continue  # freed along with a big item evicted above
+                elif store.rescue(location, avoid_page=page_number):
                     store.slab_reassign_rescues += 1
                 else:
                     store.slab_reassign_evictions_nomem += 1

@@ -40,14 +40,14 @@ from pymcd.store.items import (
     TIME,
     TOKEN_SENT,
     WARM,
+    CHUNK_HEADER_SIZE,
     accounted_size,
-    physical_size,
 )
 from pymcd.store.crawler import Crawler
 from pymcd.store.lru import LRULists
 from pymcd.store.rebalance import Rebalancer
 from pymcd.store.settings import StoreSettings
-from pymcd.store.slabs import SLOT_BITS, SLOT_MASK, SlabAllocator
+from pymcd.store.slabs import ITEM_HEADER_SIZE, SLOT_BITS, SLOT_MASK, SlabAllocator
 
 REALTIME_MAXDELTA = 60 * 60 * 24 * 30
 # memcached's maintainer is a thread sleeping 1 ms to 1 s; here it shares the reactor with every
@@ -251,14 +251,13 @@ class Store:
         return accounted_size(nkey, flags, nbytes, self.settings.use_cas)
 
     def _chained_value(self, location: int, start: int, nbytes: int) -> bytes:
-        """The value of an item spread over several chunks of the largest class."""
+        """The value of an item spread over a header chunk and its value chunks."""
         slabs = self.slabs
-        chunk = slabs.classes[slabs.largest].size
         page, offset = slabs.locate(location)
-        parts = [page[start:offset + chunk]]
+        parts = [page[start:offset + slabs.page_chunk_size[location >> SLOT_BITS]]]
         for further in self._chains[location]:
             page, offset = slabs.locate(further)
-            parts.append(page[offset:offset + chunk])
+            parts.append(page[offset:offset + slabs.page_chunk_size[further >> SLOT_BITS]])
         return b"".join(parts)[:nbytes]
 
     def gat(self, key: bytes, exptime: int) -> Optional[Tuple[int, bytes, int]]:
@@ -384,7 +383,7 @@ class Store:
             self.curr_items -= 1
             locations = [old]
         else:
-            locations = self._allocate(clsid, ntotal, physical_size(nkey, nbytes))
+            locations = self._allocate(clsid, nkey, flags, nbytes)
             if locations is None:
                 self.store_no_memory += 1
                 if mode == outcomes.SET:
@@ -415,29 +414,46 @@ class Store:
         return outcomes.STORED, cas
 
     def _fill(self, locations: List[int], blob: bytes) -> None:
-        """Spread a big item's bytes over its chunks, remembering the chain."""
+        """Spread a big item's bytes over its chunks, each filled to its size; remember the chain."""
         slabs = self.slabs
-        chunk = slabs.classes[slabs.largest].size
-        for number, location in enumerate(locations):
+        start = 0
+        for location in locations:
             page, offset = slabs.locate(location)
-            piece = blob[number * chunk:(number + 1) * chunk]
+            piece = blob[start:start + slabs.page_chunk_size[location >> SLOT_BITS]]
             page[offset:offset + len(piece)] = piece
+            start += len(piece)
         self._chains[locations[0]] = locations[1:]
 
-    def _allocate(self, clsid: int, ntotal: int, physical: int) -> Optional[List[int]]:
-        """Chunks for an item: one, or several of the largest class for a big item."""
-        slabs = self.slabs
-        if ntotal <= self.settings.slab_chunk_max:
+    def _chunk_classes(self, nkey: int, flags: int, nbytes: int) -> List[int]:
+        """The classes of a big item's chunks, as memcached allocates them: a header chunk with
+        room for the key, then value chunks (value and CRLF) of the largest size, the last one
+        only as large as what remains."""
+        settings, slabs = self.settings, self.slabs
+        header = (ITEM_HEADER_SIZE + CHUNK_HEADER_SIZE + nkey + 1 + (4 if flags else 0)
+                  + (8 if settings.use_cas else 0))
+        classes = [slabs.class_for(header)]
+        remaining = nbytes + 2
+        while remaining > 0:
+            size = min(remaining + CHUNK_HEADER_SIZE, settings.slab_chunk_max)
+            classes.append(slabs.class_for(size))
+            remaining -= size - CHUNK_HEADER_SIZE
+        return classes
+
+    def _allocate(self, clsid: int, nkey: int, flags: int, nbytes: int) -> Optional[List[int]]:
+        """Chunks for an item: one of its class, or a chain for one over the largest chunk."""
+        if clsid != self._largest or accounted_size(nkey, flags, nbytes, self.settings.use_cas) \
+                <= self.settings.slab_chunk_max:
             location = self._alloc_chunk(clsid)
             return None if location is None else [location]
-        chunk = slabs.classes[slabs.largest].size
-        count = max(-(-ntotal // chunk), -(-physical // chunk))
         locations: List[int] = []
-        for _ in range(count):
-            location = self._alloc_chunk(slabs.largest)
+        for chunk_class in self._chunk_classes(nkey, flags, nbytes):
+            location = self._alloc_chunk(chunk_class)
+            if location is None and locations and chunk_class != self._largest:
+                # No memory for a small last chunk: memcached falls back to a largest one.
+                location = self._alloc_chunk(self._largest)
             if location is None:
                 for taken in locations:
-                    slabs.free(taken)
+                    self.slabs.free(taken)
                 return None
             locations.append(location)
         return locations
@@ -777,11 +793,15 @@ class Store:
         return views
 
     def view_at(self, location: int, with_value: bool = True) -> Optional[ItemView]:
-        """The item in a chunk, or None if the chunk is free (for walks that span steps)."""
+        """The item whose header is in a chunk, or None if there is none any more: walks that
+        span several steps (the crawler's) may find a chunk freed, or reused for a value."""
         page, offset = self.slabs.locate(location)
         if page[offset + OFF_LRU] == FREE_CHUNK:
             return None
-        return self._view(location, with_value=with_value)
+        view = self._view(location, with_value=False)
+        if self._index.get(view.key) != location:
+            return None
+        return self._view(location, view.key) if with_value else view
 
     def is_dead(self, exptime: int, last_access: int, cas: int, strictly: bool = False) -> bool:
         """Expired or flushed: memcached's two reasons an item no longer exists. The crawler
@@ -821,6 +841,15 @@ class Store:
         page[offset + OFF_LRU] = FREE_CHUNK
         cls.free.append(location)
         return True
+
+    def chunk_owners(self, start: int, end: int) -> Dict[int, int]:
+        """Value chunks of big items in ``[start, end)``, mapped to their items' header chunks."""
+        return {further: head for head, chain in self._chains.items()
+                for further in chain if start <= further < end}
+
+    def holds_item(self, location: int) -> bool:
+        """Whether an item's header is in this chunk right now."""
+        return self.view_at(location, with_value=False) is not None
 
     def evict_for_move(self, location: int) -> None:
         """Drop an item whose page is being moved and which could not be rescued."""

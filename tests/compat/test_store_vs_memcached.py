@@ -169,3 +169,27 @@ def test_metadump_refused_under_minus_X() -> None:
             with server.connect() as sock:
                 assert exchange(sock, b"lru_crawler metadump all\r\n", settle=0.3) == \
                     b"ERROR metadump not allowed\r\n"
+
+
+BIG_SCRIPT = b"".join(
+    b"set big%d 0 0 %d\r\n%s\r\n" % (number, size, bytes([65 + number]) * size)
+    for number, size in enumerate([600_000, 524_288, 1_000_000, 1_048_000, 700_000, 524_241])
+) + b"get big2 big5\r\ndelete big1\r\n"
+
+
+def big_items(server) -> Tuple[bytes, Dict[str, str], Dict[str, str]]:
+    with server:
+        with server.connect() as sock:
+            replies = exchange(sock, BIG_SCRIPT, expect_end=b"DELETED\r\n", timeout=10)
+            return replies, stats(sock, b"slabs"), stats(sock, b"items")
+
+
+def test_items_over_the_largest_chunk_use_the_same_chunks() -> None:
+    """Header chunk, full chunks and a last smaller chunk, in the same classes as memcached."""
+    pymcd_replies, pymcd_slabs, pymcd_items = big_items(start_pymcd())
+    memcached_replies, memcached_slabs, memcached_items = big_items(start_memcached())
+    assert pymcd_replies == memcached_replies
+    used = {name: value for name, value in memcached_slabs.items()
+            if name.endswith((":used_chunks", ":total_pages", ":chunk_size"))}
+    assert {name: pymcd_slabs.get(name) for name in used} == used
+    assert pymcd_items["items:39:number"] == memcached_items["items:39:number"] == "5"

@@ -130,3 +130,37 @@ def test_memlimit_grows_at_once_and_shrinks_through_the_pool(clocked) -> None:
     assert c.stat("slab_global_page_pool") == 0
     assert dict(store.slabs_stats())["total_malloced"] == store.slabs.malloced
     assert len(present(store, 2 * PER_PAGE - 100, 100)) > 0  # live items were rescued, not lost
+
+
+BIG_VALUES = [600_000, 524_288, 1_000_000, 1_048_000, 700_000]
+
+
+def test_big_items_are_chained_over_chunks_of_memcached_classes(clocked) -> None:
+    """A header chunk in a small class, full chunks of the largest, a last one as big as needed
+    (the classes and counts memcached 1.6.18 reports for the same five values)."""
+    c = clocked()
+    store = c.store
+    for number, size in enumerate(BIG_VALUES):
+        value = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+        assert store.store(outcomes.SET, b"big%d" % number, 0, 0, value)[0] == outcomes.STORED
+        assert store.get(b"big%d" % number)[1] == value
+    used = {clsid: c.slab_stat(clsid, "used_chunks") for clsid in (2, 31, 35, 39)}
+    assert used == {2: 6, 31: 1, 35: 1, 39: 7}
+    assert c.item_stat(39, "number") == 5
+    for number in range(len(BIG_VALUES)):
+        store.delete(b"big%d" % number)
+    assert all(c.slab_stat(clsid, "used_chunks") == 0 for clsid in (2, 31, 35, 39))
+
+
+def test_moving_a_page_with_value_chunks_evicts_their_items(clocked) -> None:
+    c = clocked()
+    store = c.store
+    for number in range(4):
+        store.store(outcomes.SET, b"big%d" % number, 0, 0, b"b" * 1_000_000)
+    largest = store.slabs.largest
+    assert c.slab_stat(largest, "total_pages") == 4
+    assert store.slabs_reassign(largest, 5) == OK
+    store.rebalancer.step()
+    assert c.stat("slab_reassign_evictions_nomem") == 1  # the first page held big0's first value chunk
+    assert store.get(b"big0") is None and store.get(b"big1")[1] == b"b" * 1_000_000
+    assert c.slab_stat(largest, "used_chunks") == 6 and c.slab_stat(2, "used_chunks") == 3

@@ -109,6 +109,10 @@ class Rebalancer:
             base = page_number << SLOT_BITS
             end = base + cls.perslab
             free_here = {loc for loc in cls.free if base <= loc < end}
+            # Free chunks elsewhere in the class take the rescued items; the class's free list
+            # keeps only this page's chunks (and those freed during the move) until it goes.
+            targets = [loc for loc in cls.free if not base <= loc < end]
+            cls.free = list(free_here)
             # Chunks holding part of a big item's value: moving them means evicting the item.
             owners = store.chunk_owners(base, end)
             for location in range(base, end):
@@ -121,11 +125,13 @@ class Rebalancer:
                         store.evict_for_move(owner)
                 elif not store.holds_item(location):
                     continue  # freed along with a big item evicted above
-                elif store.rescue(location, avoid_page=page_number):
+                elif targets and not store.is_chained(location):
+                    store.rescue(location, targets.pop())
                     store.slab_reassign_rescues += 1
                 else:
                     store.slab_reassign_evictions_nomem += 1
                     store.evict_for_move(location)
+            cls.free.extend(targets)
             slabs.release_page(cls, page_number)
         if dst == GLOBAL_PAGE_POOL:
             slabs.spare_pages.append(page_number)

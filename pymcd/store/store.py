@@ -816,17 +816,11 @@ class Store:
 
     # ------------------------------------------------------------------ page moves
 
-    def rescue(self, location: int, avoid_page: int) -> bool:
-        """Copy a live item to a free chunk of its class outside ``avoid_page``."""
+    def rescue(self, location: int, target: int) -> None:
+        """Copy a live single-chunk item into ``target``, a free chunk of its class taken off
+        the free list by the caller (the page mover); the old chunk goes on the free list."""
         slabs = self.slabs
-        page_number = location >> SLOT_BITS
-        cls = slabs.classes[slabs.page_class[page_number]]
-        if location in self._chains:
-            return False
-        target = next((loc for loc in reversed(cls.free) if loc >> SLOT_BITS != avoid_page), None)
-        if target is None:
-            return False
-        cls.free.remove(target)
+        cls = slabs.classes[slabs.page_class[location >> SLOT_BITS]]
         page, offset = slabs.locate(location)
         _, _, flags, nbytes, _, nkey = READ.unpack_from(page, offset)
         size = HEADER_SIZE + nkey + nbytes
@@ -840,7 +834,10 @@ class Store:
         self._index[key] = target
         page[offset + OFF_LRU] = FREE_CHUNK
         cls.free.append(location)
-        return True
+
+    def is_chained(self, location: int) -> bool:
+        """Whether the item whose header is here spreads over several chunks."""
+        return location in self._chains
 
     def chunk_owners(self, start: int, end: int) -> Dict[int, int]:
         """Value chunks of big items in ``[start, end)``, mapped to their items' header chunks."""

@@ -329,6 +329,15 @@ def help_text() -> str:
     return "\n".join(lines) + "\n"
 
 
+PLAIN_ENDPOINT_TYPES = ("tcp", "tcp6", "unix")
+
+
+def serves_plain_only(settings: Settings) -> bool:
+    """True when no listener needs TLS (no -Z, no ``ssl:`` or other non-plain --port)."""
+    return not settings.ssl_enabled and all(
+        endpoint.split(":", 1)[0] in PLAIN_ENDPOINT_TYPES for endpoint in settings.ports)
+
+
 def listener_specs(settings: Settings) -> List[Tuple[str, bool]]:
     """The stream listeners the settings ask for: (Twisted endpoint string, wrap in TLS).
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import stat
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from twisted.application import internet, service, strports
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -15,10 +15,12 @@ from pymcd.context import ServerContext
 from pymcd.options import listener_specs
 from pymcd.server.datagram import MemcacheDatagramProtocol
 from pymcd.server.stream import MemcacheStreamFactory
-from pymcd.server.tls import ServerTLSContext, tls_factory
 from pymcd.service import StoreService
 from pymcd.settings import Settings
 from pymcd.store import Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pymcd.server.tls import ServerTLSContext
 
 log = Logger()
 
@@ -38,8 +40,11 @@ class PymcdService(service.MultiService):
         StoreService(store).setServiceParent(self)
         self.factory = MemcacheStreamFactory(self.context)
         self.listeners: List[service.Service] = []
-        self.tls: Optional[ServerTLSContext] = None
+        self.tls: Optional["ServerTLSContext"] = None
         if settings.ssl_enabled:
+            # Imported here: a server without TLS does not load pyOpenSSL at all.
+            from pymcd.server.tls import ServerTLSContext, tls_factory
+
             self.tls = ServerTLSContext(settings, self.context.stats)
             self.context.tls = self.tls
         for endpoint, use_tls in listener_specs(settings):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-from OpenSSL import SSL
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.error import ConnectionDone
@@ -18,6 +17,11 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from pymcd.context import ServerContext
+
+try:
+    from OpenSSL.SSL import Error as TLSError
+except ImportError:  # a server without TLS runs without pyOpenSSL (see pymcd.cli)
+    TLSError = None
 from pymcd.protocol.negotiate import machine_for
 from pymcd.protocol.states import StateTrace
 from pymcd.session import Session
@@ -112,7 +116,7 @@ class MemcacheStreamProtocol(protocol.Protocol):
             session.watcher.attach(self.transport, self.clock)
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
-        if reason.check(SSL.Error) and self.machine is None:
+        if TLSError is not None and reason.check(TLSError) and self.machine is None:
             self.server.stats.ssl_handshake_errors += 1
         if self._resume_call is not None and self._resume_call.active():
             self._resume_call.cancel()

@@ -19,7 +19,6 @@ Writes bench/results/memory-<timestamp>.json, and the printed table beside it as
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
@@ -29,12 +28,10 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from pathlib import Path
 from typing import Dict, List, Tuple
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-RESULTS = HERE / "results"
+from harness import ROOT, free_port, wait_for, write_results
+
 sys.path.insert(0, str(ROOT))
 
 MIB = 1024 * 1024
@@ -54,12 +51,6 @@ def value_sizes(count: int) -> List[int]:
     return [int(math.exp(rng.uniform(low, high))) for _ in range(count)]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start(name: str, memory: int) -> Tuple[subprocess.Popen, int]:
     port = free_port()
     if name == "pymcd":
@@ -70,15 +61,12 @@ def start(name: str, memory: int) -> Tuple[subprocess.Popen, int]:
             command += ["-u", "root"]
     command += ["-p", str(port), "-U", "0", "-l", "127.0.0.1", "-m", str(memory)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return process, port
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("%s did not start" % name)
+    try:
+        wait_for(port)
+    except RuntimeError:
+        process.kill()
+        raise
+    return process, port
 
 
 def rss(pid: int) -> int:
@@ -189,13 +177,11 @@ def main() -> None:
     goal = args.memory * MIB + GOAL_PER_ITEM * pymcd["curr_items"] + GOAL_SLACK
     results["goal_rss"] = goal
     results["goal_met"] = pymcd["rss"] <= goal
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / ("memory-%s.json" % time.strftime("%Y%m%d-%H%M%S"))
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    path = write_results("memory", results)
     text = summary(results)
-    path.with_suffix(".txt").write_text(text + "\n")
+    (ROOT / path).with_suffix(".txt").write_text(text + "\n")
     print(text)
-    print("written to %s and .txt" % path.relative_to(ROOT))
+    print("written to %s and .txt" % path)
 
 
 def summary(results: Dict[str, object]) -> str:

@@ -3,7 +3,9 @@
 Each server is pinned to core 0 and the load generator (Debian's memcaslap, i.e. memaslap, or
 pymcd's own pymcd-slap with --client pymcd-slap) to core 1, one server at a time, with the same
 workload: 90% get / 10% set, 64-byte keys, 100-byte values, 32 concurrent connections. The
-machines are noisy, so the figures that matter are the ratios within one run.
+machines are noisy, so the figures that matter are the ratios within one run. ``pymcd`` runs on
+its lean reactor (its default); ``pymcd-stock`` is the same server on Twisted's stock epoll
+reactor, which the ceiling also uses.
 
     python bench/throughput.py [--time 10s] [--binary] [--udp] [--rounds 1]
                                [--client memcaslap|pymcd-slap]
@@ -35,15 +37,19 @@ from harness import (
 CEILING = ROOT.parent / "shared" / "bench" / "ceiling_twisted.py"
 
 
-def server_commands(port: int, udp: bool) -> Dict[str, List[str]]:
+def server_commands(port: int, udp: bool, binary: bool) -> Dict[str, List[str]]:
     udp_port = str(port) if udp else "0"
     commands = {
         "pymcd": [sys.executable, "-m", "pymcd", "-p", str(port), "-U", udp_port,
                   "-l", "127.0.0.1", "-t", "1"],
+        # The same pymcd on Twisted's stock reactor, like the ceiling.
+        "pymcd-stock": [sys.executable, "-m", "pymcd", "-p", str(port), "-U", udp_port,
+                        "-l", "127.0.0.1", "-t", "1", "--stock-reactor"],
         "memcached": [shutil.which("memcached") or "memcached", "-p", str(port), "-U", udp_port,
                       "-l", "127.0.0.1", "-t", "1", "-u", "root"],
     }
-    if not udp and CEILING.exists():
+    # The ceiling speaks only the text protocol over TCP.
+    if not udp and not binary and CEILING.exists():
         commands["ceiling"] = [sys.executable, str(CEILING), str(port)]
     return commands
 
@@ -91,7 +97,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--binary", action="store_true", help="binary protocol (memcaslap -B)")
     parser.add_argument("--udp", action="store_true", help="UDP (memcaslap -U)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the whole comparison")
-    parser.add_argument("--servers", default="pymcd,memcached,ceiling")
+    parser.add_argument("--servers", default="pymcd,pymcd-stock,memcached,ceiling")
     parser.add_argument("--client", choices=sorted(CLIENTS), default="memcaslap",
                         help="load generator (pymcd-slap takes the same options)")
     args = parser.parse_args(argv)
@@ -110,7 +116,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             # Alternate the order so that drift on the machine does not favour one server.
             for name in wanted if round_number % 2 == 0 else list(reversed(wanted)):
                 port = free_port()
-                command = server_commands(port, args.udp).get(name)
+                command = server_commands(port, args.udp, args.binary).get(name)
                 if command is not None:
                     figures[name] = measure(name, command, args, config, port)
             rounds.append(figures)
@@ -120,7 +126,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     # Each round measures the servers back to back, so a ratio within a round is the least
     # disturbed figure on a noisy machine; the median over rounds is what is reported.
     ratios = {}
-    for a, b in (("pymcd", "ceiling"), ("pymcd", "memcached"), ("ceiling", "memcached")):
+    for a, b in (("pymcd", "ceiling"), ("pymcd-stock", "ceiling"), ("pymcd", "memcached"),
+                 ("pymcd-stock", "memcached"), ("ceiling", "memcached")):
         if a in summary and b in summary:
             ratios["%s/%s" % (a, b)] = statistics.median(r[a]["tps"] / r[b]["tps"] for r in rounds)
     report = {"protocol": protocol, "time": args.time, "client": args.client,

@@ -21,6 +21,7 @@ from twisted.internet.error import CannotListenError
 
 from pymcd.logger import TRACE_NAMESPACE, BareLineObserver
 from pymcd.options import EarlyExit, UsageError, parse_arguments, serves_plain_only
+from pymcd.settings import Settings
 
 EX_OSERR = 71
 
@@ -48,10 +49,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if settings.daemonize:
         return _run_daemonized(args, settings.pidfile)
 
-    if serves_plain_only(settings):
-        # Twisted treats pyOpenSSL as optional; a server with no TLS listener keeps it (and
-        # cryptography, about 12 MiB of RSS) out of the process.
-        sys.modules.setdefault("OpenSSL", None)
+    install_reactor(settings)
     from twisted.internet import reactor
 
     from pymcd.server.assembly import build_server
@@ -69,6 +67,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     reactor.addSystemEventTrigger("before", "shutdown", server.stopService)
     reactor.run()
     return 0
+
+
+def install_reactor(settings: Settings) -> None:
+    """Choose the reactor before anything imports one: pymcd's lean epoll reactor unless
+    ``--stock-reactor``, and no pyOpenSSL at all when no listener needs TLS (Twisted treats it as
+    optional; it and cryptography cost about 12 MiB of RSS)."""
+    if serves_plain_only(settings):
+        sys.modules.setdefault("OpenSSL", None)
+    if not settings.stock_reactor:
+        from pymcd import lean_reactor
+
+        lean_reactor.install()
 
 
 def _listen_failure(interface: Optional[str], error: CannotListenError) -> str:

@@ -24,6 +24,7 @@ LONG_OPTIONS = {
     "listen-backlog=": "b", "protocol=": "B", "max-item-size=": "I", "enable-sasl": "S",
     "disable-flush-all": "F", "disable-dumping": "X", "disable-watch": "W", "auth-file=": "Y",
     "memory-file=": "e", "extended=": "o", "napi_ids=": "N", "sasl-pwdb=": "sasl-pwdb",
+    "stock-reactor": "stock-reactor",
 }
 
 
@@ -226,6 +227,8 @@ def _apply_flag(settings: Settings, key: str, value: str) -> None:
         settings.napi_ids = _int(value)
     elif key == "sasl-pwdb":
         settings.sasl_password_file = value
+    elif key == "stock-reactor":
+        settings.stock_reactor = True
     elif key == "o":
         from pymcd.extended_options import apply_extended_options
 
@@ -296,6 +299,8 @@ HELP_ROWS = [
     ("-S, --enable-sasl", "turn on Sasl authentication"),
     ("--sasl-pwdb=<file>", "SASL password file (user:password lines); default: "
      "$MEMCACHED_SASL_PWDB"),
+    ("--stock-reactor", "run on Twisted's stock epoll reactor instead of pymcd's lean one "
+     "(which skips per-event log contexts)"),
     ("-F, --disable-flush-all", "disable flush_all command"),
     ("-X, --disable-dumping", "disable stats cachedump and lru_crawler metadump"),
     ("-W  --disable-watch", "disable watch commands (live logging)"),

@@ -37,6 +37,7 @@ class Settings:
     shutdown_command: bool = False
     sasl: bool = False
     sasl_password_file: Optional[str] = None
+    stock_reactor: bool = False  # the pymcd script: Twisted's epoll reactor instead of pymcd's lean one
     auth_file: Optional[str] = None
     watch_enabled: bool = True
     flush_enabled: bool = True

@@ -255,7 +255,7 @@ class Engine:
 def run_worker(settings: SlapSettings, worker_index: int, sink: DeltaSink) -> None:
     """Run one worker to the end on this process's reactor; the last delta carries the
     worker's run time and failure, if any."""
-    from pymcd.slap import reactor as lean_reactor
+    from pymcd import lean_reactor
 
     lean_reactor.install()
     from twisted.internet import reactor

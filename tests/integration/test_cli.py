@@ -113,3 +113,28 @@ def test_vv_traces_in_memcached_format():
         ">3 END",
         "<3 connection closed.",
     ]
+
+
+@pytest.mark.parametrize("flags, reactor_class, openssl_loaded", [
+    ([], "LeanEPollReactor", False),
+    (["--stock-reactor"], "EPollReactor", False),
+    (["-Z", "-o", "ssl_chain_cert=x,ssl_key=y"], "LeanEPollReactor", True),
+])
+def test_reactor_choice(flags, reactor_class, openssl_loaded):
+    """The pymcd script runs on the lean reactor unless told otherwise, and loads pyOpenSSL
+    only when a listener needs TLS."""
+    probe = (
+        "import sys; from pymcd.cli import install_reactor; from pymcd.options import "
+        "parse_arguments; install_reactor(parse_arguments(%r)); "
+        "from twisted.internet import reactor, tcp; "
+        "print(type(reactor).__name__, 'OpenSSL.SSL' in sys.modules)" % flags)
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=60)
+    assert result.stdout.split() == [reactor_class, str(openssl_loaded)], result.stderr
+    port = free_port()
+    args = [sys.executable, "-m", "pymcd", "-p", str(port), "-U", "0", "-l", HOST] + flags[:1]
+    if flags[:1] == ["-Z"]:
+        return  # serving TLS is tested in test_transports with real certificates
+    with ServerProcess(args, port) as server, server.connect() as sock:
+        assert exchange(sock, b"set a 0 0 1\r\nx\r\nget a\r\n", b"END\r\n") == (
+            b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n")

@@ -148,6 +148,8 @@ class Watcher:
         self.pending_size += len(line)
         if self._flush_call is None:
             self._schedule_flush()
+        if self.pending_size + LINE_HEADROOM >= self.capacity:
+            self.log.refresh_full()
 
     def _schedule_flush(self) -> None:
         if self.clock is not None and not self.paused and self._flush_call is None:
@@ -161,6 +163,8 @@ class Watcher:
         data = b"".join(self.pending)
         self.pending = []
         self.pending_size = 0
+        if self.log.full:
+            self.log.refresh_full()
         self.transport.write(data)
 
     # IPushProducer: the transport tells us when its buffer fills and drains.
@@ -194,6 +198,10 @@ class EventLog:
         self._clock = clock
         self.watchers: List[Watcher] = []
         self.flags = 0  # every watcher's flags together: 0 means nobody listens
+        # The kinds of event whose every watcher is full, and how many events of each were
+        # skipped since: counted once here, told to the watchers when one has room again.
+        self.full = 0
+        self._skipped_while_full: Dict[int, int] = {}
         self._gid = 0
         self.worker_written = 0
         self.watcher_sent = 0
@@ -221,8 +229,26 @@ class EventLog:
             flags |= watcher.flags
         self.flags = flags
         self.store.eviction_listener = self._evicted if flags & EVICTIONS else None
+        self.refresh_full()
+
+    def refresh_full(self) -> None:
+        """Hand the skips counted while full to the watchers, then see which kinds are full.
+
+        Called whenever a watcher fills up, drains, arrives or leaves, so ``full`` is exact."""
+        for flag, count in self._skipped_while_full.items():
+            for watcher in self.watchers:
+                if watcher.flags & flag:
+                    watcher.skipped += count
+                    self.watcher_skipped += count
+        self._skipped_while_full.clear()
+        with_room = 0
+        for watcher in self.watchers:
+            if watcher.has_room():
+                with_room |= watcher.flags
+        self.full = self.flags & ~with_room
 
     def stats(self) -> List[Tuple[str, int]]:
+        self.refresh_full()  # count the skips still held for full watchers
         return [
             ("log_worker_dropped", 0),
             ("log_worker_written", self.worker_written),
@@ -247,15 +273,12 @@ class EventLog:
         this keeps a stalled watcher from slowing the server down. It runs for every event
         while a watcher is stalled, hence the inlined tests.
         """
-        for watcher in self.watchers:
-            if watcher.flags & flag and watcher.pending_size + LINE_HEADROOM < watcher.capacity:
-                return True
+        if not self.full & flag:
+            return True
         self._gid += 1
         self.worker_written += 1
-        for watcher in self.watchers:
-            if watcher.flags & flag:
-                watcher.skipped += 1
-                self.watcher_skipped += 1
+        skipped = self._skipped_while_full
+        skipped[flag] = skipped.get(flag, 0) + 1
         return False
 
     def emit(self, flag: int, body: bytes, *args) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from pymcd.commands.binary_base import BinaryCommand, fail, succeed
+from pymcd.commands.binary_base import BinaryCommand, fail_with_outcome, succeed
 from pymcd.event_log import log_lookup, log_store
 from pymcd.protocol.binary import BinaryRequest, Opcode, Status
 from pymcd.store import outcomes
@@ -55,14 +55,8 @@ class Delta(BinaryCommand):
                       len(b"%d" % initial))
         if result == outcomes.DELTA_OK:
             succeed(session, request, value=COUNTER.pack(number), cas=cas)
-        elif result == outcomes.DELTA_NON_NUMERIC:
-            fail(session, request, Status.DELTA_BADVAL)
-        elif result == outcomes.EXISTS:
-            fail(session, request, Status.KEY_EEXISTS)
-        elif result == outcomes.NO_MEMORY:
-            fail(session, request, Status.ENOMEM, OUT_OF_MEMORY)
         else:
-            fail(session, request, Status.KEY_ENOENT)
+            fail_with_outcome(session, request, result, OUT_OF_MEMORY, Status.KEY_ENOENT)
 
 
 INCREMENT = Delta((Opcode.INCREMENT, Opcode.INCREMENTQ), incr=True)

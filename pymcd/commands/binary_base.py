@@ -12,6 +12,8 @@ from typing import Optional, Tuple
 
 from zope.interface import implementer
 
+from pymcd.store import outcomes
+
 from pymcd.protocol.binary import (
     BinaryRequest,
     IBinaryValueCommand,
@@ -76,3 +78,21 @@ def succeed(session, request: BinaryRequest, extras: bytes = b"", key: bytes = b
 def fail(session, request: BinaryRequest, status: int, text: Optional[bytes] = None) -> None:
     """memcached's write_bin_error: sent for quiet requests too."""
     send_error(session, request, status, text)
+
+
+# The status of each store outcome that is an error in every binary command.
+OUTCOME_STATUS = {
+    outcomes.EXISTS: Status.KEY_EEXISTS,
+    outcomes.NOT_FOUND: Status.KEY_ENOENT,
+    outcomes.DELTA_NON_NUMERIC: Status.DELTA_BADVAL,
+}
+
+
+def fail_with_outcome(session, request: BinaryRequest, result: int, out_of_memory: bytes,
+                      otherwise: int) -> None:
+    """The error reply for a store outcome that is not a success: ``out_of_memory`` is the
+    command's own wording of ENOMEM, ``otherwise`` the status of any outcome not listed."""
+    if result == outcomes.NO_MEMORY:
+        fail(session, request, Status.ENOMEM, out_of_memory)
+    else:
+        fail(session, request, OUTCOME_STATUS.get(result, otherwise))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 
-from pymcd.commands.binary_base import BinaryCommand, fail, succeed
+from pymcd.commands.binary_base import BinaryCommand, fail, fail_with_outcome, succeed
 from pymcd.event_log import log_lookup, log_store
 from pymcd.protocol.binary import BinaryRequest, Opcode, Status
 from pymcd.store import outcomes
@@ -77,14 +77,9 @@ class Store(BinaryCommand):
             log_store(session, request.key, result, mode, flags, exptime, len(request.value))
         if result == outcomes.STORED:
             succeed(session, request, cas=cas)
-        elif result == outcomes.EXISTS:
-            fail(session, request, Status.KEY_EEXISTS)
-        elif result == outcomes.NOT_FOUND:
-            fail(session, request, Status.KEY_ENOENT)
-        elif result == outcomes.NO_MEMORY:
-            fail(session, request, Status.ENOMEM, OUT_OF_MEMORY)
         else:
-            fail(session, request, NOT_STORED_STATUS.get(mode, Status.NOT_STORED))
+            fail_with_outcome(session, request, result, OUT_OF_MEMORY,
+                              NOT_STORED_STATUS.get(mode, Status.NOT_STORED))
 
 
 SET = Store((Opcode.SET, Opcode.SETQ), outcomes.SET)

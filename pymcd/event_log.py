@@ -59,6 +59,9 @@ WATCH_FLAGS: Dict[bytes, int] = {
     b"proxyuser": PROXYUSER,
 }
 
+FETCHERS_SLOT, MUTATIONS_SLOT = FETCHERS.bit_length(), MUTATIONS.bit_length()
+KIND_SLOTS = PROXYUSER.bit_length() + 1
+
 WATCHER_LIMIT = 20
 # A watcher's kernel send buffer: without a cap Linux lets several MiB of lines pile up in the
 # kernel for a client that stopped reading, all rendered for nothing.
@@ -201,7 +204,7 @@ class EventLog:
         # The kinds of event whose every watcher is full, and how many events of each were
         # skipped since: counted once here, told to the watchers when one has room again.
         self.full = 0
-        self._skipped_while_full: Dict[int, int] = {}
+        self.skipped_while_full = [0] * KIND_SLOTS  # indexed by a kind's bit_length()
         self._gid = 0
         self.worker_written = 0
         self.watcher_sent = 0
@@ -235,12 +238,15 @@ class EventLog:
         """Hand the skips counted while full to the watchers, then see which kinds are full.
 
         Called whenever a watcher fills up, drains, arrives or leaves, so ``full`` is exact."""
-        for flag, count in self._skipped_while_full.items():
-            for watcher in self.watchers:
-                if watcher.flags & flag:
-                    watcher.skipped += count
-                    self.watcher_skipped += count
-        self._skipped_while_full.clear()
+        counts = self.skipped_while_full
+        for slot, count in enumerate(counts):
+            if count:
+                flag = 1 << (slot - 1)
+                for watcher in self.watchers:
+                    if watcher.flags & flag:
+                        watcher.skipped += count
+                        self.watcher_skipped += count
+                counts[slot] = 0
         with_room = 0
         for watcher in self.watchers:
             if watcher.has_room():
@@ -275,11 +281,14 @@ class EventLog:
         """
         if not self.full & flag:
             return True
+        self.skip(flag.bit_length())
+        return False
+
+    def skip(self, slot: int) -> None:
+        """An event of a kind whose every watcher is full (``slot``: the kind's bit_length())."""
         self._gid += 1
         self.worker_written += 1
-        skipped = self._skipped_while_full
-        skipped[flag] = skipped.get(flag, 0) + 1
-        return False
+        self.skipped_while_full[slot] += 1
 
     def emit(self, flag: int, body: bytes, *args) -> None:
         """Deliver one event of kind ``flag`` to every watcher that asked for it.
@@ -349,7 +358,10 @@ def log_lookup(session: "Session", key: bytes) -> None:
     reclaims a dead item exactly as those operations' own uncounted lookups would.
     """
     log = session.server.event_log
-    if not log.flags & FETCHERS or not log.room_for(FETCHERS):
+    if not log.flags & FETCHERS:
+        return
+    if log.full & FETCHERS:  # room_for inlined: this runs per request while a watcher stalls
+        log.skip(FETCHERS_SLOT)
         return
     item = session.store.peek(key)
     if item is None:
@@ -394,7 +406,10 @@ def log_store(session: "Session", key: bytes, result: int, mode: int, flags: int
     value, is looked up.
     """
     log = session.server.event_log
-    if not log.flags & MUTATIONS or not log.room_for(MUTATIONS):
+    if not log.flags & MUTATIONS:
+        return
+    if log.full & MUTATIONS:
+        log.skip(MUTATIONS_SLOT)
         return
     store = session.store
     command = STORE_COMMAND.get(mode, b"na")

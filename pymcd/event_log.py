@@ -360,8 +360,10 @@ def log_lookup(session: "Session", key: bytes) -> None:
     log = session.server.event_log
     if not log.flags & FETCHERS:
         return
-    if log.full & FETCHERS:  # room_for inlined: this runs per request while a watcher stalls
-        log.skip(FETCHERS_SLOT)
+    if log.full & FETCHERS:  # skip() inlined: this runs per request while a watcher stalls
+        log._gid += 1
+        log.worker_written += 1
+        log.skipped_while_full[FETCHERS_SLOT] += 1
         return
     item = session.store.peek(key)
     if item is None:
@@ -408,8 +410,10 @@ def log_store(session: "Session", key: bytes, result: int, mode: int, flags: int
     log = session.server.event_log
     if not log.flags & MUTATIONS:
         return
-    if log.full & MUTATIONS:
-        log.skip(MUTATIONS_SLOT)
+    if log.full & MUTATIONS:  # skip() inlined, as in log_lookup
+        log._gid += 1
+        log.worker_written += 1
+        log.skipped_while_full[MUTATIONS_SLOT] += 1
         return
     store = session.store
     command = STORE_COMMAND.get(mode, b"na")

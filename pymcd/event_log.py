@@ -59,6 +59,9 @@ WATCH_FLAGS: Dict[bytes, int] = {
     b"proxyuser": PROXYUSER,
 }
 
+# What the item hooks (log_lookup, logged_fetch, log_store) can log: commands call them only
+# when someone watches one of these, so a watcher of other kinds costs requests nothing.
+ITEM_EVENTS = FETCHERS | MUTATIONS
 FETCHERS_SLOT, MUTATIONS_SLOT = FETCHERS.bit_length(), MUTATIONS.bit_length()
 KIND_SLOTS = PROXYUSER.bit_length() + 1
 
@@ -151,7 +154,7 @@ class Watcher:
         self.pending_size += len(line)
         if self._flush_call is None:
             self._schedule_flush()
-        if self.pending_size + LINE_HEADROOM >= self.capacity:
+        if not self.has_room():
             self.log.refresh_full()
 
     def _schedule_flush(self) -> None:

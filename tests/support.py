@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 HOST = "127.0.0.1"
 
@@ -132,3 +132,13 @@ def exchange(sock: socket.socket, data: bytes, expect_end: Optional[bytes] = Non
         if expect_end is not None and received.endswith(expect_end):
             break
     return received
+
+
+def stats(sock: socket.socket, section: bytes = b"") -> Dict[str, str]:
+    """``stats [section]`` as a dict of names to values."""
+    request = b"stats " + section + b"\r\n" if section else b"stats\r\n"
+    reply = exchange(sock, request, expect_end=b"END\r\n", timeout=5.0)
+    return {
+        line.split(b" ")[1].decode(): line.split(b" ", 2)[2].decode()
+        for line in reply.split(b"\r\n") if line.startswith(b"STAT ")
+    }

@@ -7,7 +7,7 @@ from typing import List, Optional
 from pymcd.commands.base import NOT_FOUND, TextCommand, key_and_number
 from pymcd.protocol.numbers import parse_u64
 from pymcd.store import outcomes
-from pymcd.event_log import log_lookup
+from pymcd.event_log import ITEM_EVENTS, log_lookup
 
 INVALID_DELTA = b"CLIENT_ERROR invalid numeric delta argument\r\n"
 NON_NUMERIC = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
@@ -28,7 +28,7 @@ class Delta(TextCommand):
         if parsed is None:
             return
         key, delta = parsed
-        if session.server.event_log.flags:
+        if session.server.event_log.flags & ITEM_EVENTS:
             log_lookup(session, key)
         result, number, _ = session.store.delta(key, self.incr, delta)
         if result == outcomes.DELTA_OK:

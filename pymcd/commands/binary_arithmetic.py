@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 
 from pymcd.commands.binary_base import BinaryCommand, fail_with_outcome, succeed
-from pymcd.event_log import log_lookup, log_store
+from pymcd.event_log import ITEM_EVENTS, log_lookup, log_store
 from pymcd.protocol.binary import BinaryRequest, Opcode, Status
 from pymcd.store import outcomes
 
@@ -42,7 +42,7 @@ class Delta(BinaryCommand):
         key = request.key
         store = session.store
         creates = expiration != DO_NOT_CREATE
-        watching = server.event_log.flags
+        watching = server.event_log.flags & ITEM_EVENTS
         if watching:
             # A counter memcached creates is looked up again and logged as an add.
             creating = creates and store.peek(key) is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pymcd.commands.binary_base import BinaryCommand, fail, succeed
-from pymcd.event_log import log_lookup
+from pymcd.event_log import ITEM_EVENTS, log_lookup
 from pymcd.protocol.binary import BinaryRequest, Opcode, Status
 from pymcd.store import outcomes
 
@@ -16,7 +16,7 @@ class Delete(BinaryCommand):
         server = session.server
         if server.verbose > 1:
             server.trace("Deleting %s" % request.key.decode("latin-1"))
-        if server.event_log.flags:
+        if server.event_log.flags & ITEM_EVENTS:
             log_lookup(session, request.key)
         result = session.store.delete(request.key, request.cas)
         if result == outcomes.DELETED:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 
 from pymcd.commands.binary_base import BinaryCommand, fail, fail_with_outcome, succeed
-from pymcd.event_log import log_lookup, log_store
+from pymcd.event_log import ITEM_EVENTS, log_lookup, log_store
 from pymcd.protocol.binary import BinaryRequest, Opcode, Status
 from pymcd.store import outcomes
 
@@ -53,7 +53,7 @@ class Store(BinaryCommand):
         store = session.store
         if not store.item_size_ok(len(request.key), length, flags):
             # Unlike the text protocol, memcached does not count store_too_large here.
-            if server.event_log.flags:
+            if server.event_log.flags & ITEM_EVENTS:
                 log_store(session, request.key, outcomes.TOO_LARGE, self.mode, flags, 0, 0)
             fail(session, request, Status.E2BIG)
             session.swallow(length)
@@ -68,7 +68,7 @@ class Store(BinaryCommand):
         mode = self.mode
         if request.cas and self.with_extras:
             mode = outcomes.CAS
-        watching = session.server.event_log.flags
+        watching = session.server.event_log.flags & ITEM_EVENTS
         if watching:
             log_lookup(session, request.key)
         result, cas = session.store.store(mode, request.key, flags, exptime, request.value,

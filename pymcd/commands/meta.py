@@ -30,7 +30,7 @@ from pymcd.protocol.meta_flags import (
 from pymcd.protocol.numbers import INT32_MAX, parse_i32
 from pymcd.store import outcomes
 from pymcd.store.items import SEGMENTS, TOKEN_SENT
-from pymcd.event_log import log_lookup, log_store
+from pymcd.event_log import ITEM_EVENTS, log_lookup, log_store
 
 CRLF = b"\r\n"
 UINT32 = 2**32
@@ -103,7 +103,7 @@ class MetaCommand(TextCommand):
                 if self.flag_error is None:
                     raise
                 raise MetaRequestError(self.flag_error) from refused
-            if session.server.event_log.flags:
+            if session.server.event_log.flags & ITEM_EVENTS:
                 log_lookup(session, flags.key)
             self.run(session, flags)
         except MetaRequestError as refused:
@@ -273,7 +273,7 @@ class MetaSet(TextCommand):
         allow_stale = flags.set_stale and mode == outcomes.CAS
         previous = store.peek(key) if allow_stale else None
         trace_lookup(session, key)
-        watching = session.server.event_log.flags
+        watching = session.server.event_log.flags & ITEM_EVENTS
         if watching:
             log_lookup(session, key)
         if cas and mode in (outcomes.APPEND, outcomes.PREPEND):

@@ -16,7 +16,7 @@ from pymcd.commands.base import (
 )
 from pymcd.protocol.numbers import parse_i32
 from pymcd.store import outcomes
-from pymcd.event_log import log_lookup
+from pymcd.event_log import ITEM_EVENTS, log_lookup
 
 DELETED = b"DELETED\r\n"
 TOUCHED = b"TOUCHED\r\n"
@@ -45,7 +45,7 @@ class Delete(TextCommand):
             session.reply(BAD_FORMAT)
             return
         trace_lookup(session, key)
-        if session.server.event_log.flags:
+        if session.server.event_log.flags & ITEM_EVENTS:
             log_lookup(session, key)
         if session.store.delete(key) == outcomes.DELETED:
             session.reply(DELETED)
@@ -64,7 +64,7 @@ class Touch(TextCommand):
         if parsed is None:
             return
         key, exptime = parsed
-        if session.server.event_log.flags:
+        if session.server.event_log.flags & ITEM_EVENTS:
             log_lookup(session, key)
         session.reply(TOUCHED if session.store.touch(key, exptime) else NOT_FOUND)
 

@@ -12,7 +12,7 @@ from pymcd.commands.base import (
 )
 from pymcd.protocol.numbers import UINT32_MAX, parse_storage_numbers, parse_u64
 from pymcd.store import outcomes
-from pymcd.event_log import log_lookup, log_store
+from pymcd.event_log import ITEM_EVENTS, log_lookup, log_store
 
 TOO_LARGE = b"SERVER_ERROR object too large for cache\r\n"
 NO_MEMORY = b"SERVER_ERROR out of memory storing object\r\n"
@@ -54,7 +54,7 @@ class Store(TextCommand):
         store = session.store
         if not store.item_size_ok(len(key), length, flags):
             store.count_too_large()
-            if session.server.event_log.flags:
+            if session.server.event_log.flags & ITEM_EVENTS:
                 log_store(session, key, outcomes.TOO_LARGE, self.mode, flags, 0, 0)
             session.reply(TOO_LARGE)
             session.swallow(length + 2)
@@ -67,7 +67,7 @@ class Store(TextCommand):
         key = tokens[1]
         if session.server.verbose > 2:
             trace_lookup(session, key)
-        watching = session.server.event_log.flags
+        watching = session.server.event_log.flags & ITEM_EVENTS
         if watching:
             log_lookup(session, key)
         flags, exptime = int(tokens[2]) & UINT32_MAX, int(tokens[3])

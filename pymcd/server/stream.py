@@ -17,15 +17,15 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from pymcd.context import ServerContext
+from pymcd.event_log import CONNEVENTS
+from pymcd.protocol.negotiate import machine_for
+from pymcd.protocol.states import StateTrace
+from pymcd.session import Session
 
 try:
     from OpenSSL.SSL import Error as TLSError
 except ImportError:  # a server without TLS runs without pyOpenSSL (see pymcd.cli)
     TLSError = None
-from pymcd.protocol.negotiate import machine_for
-from pymcd.protocol.states import StateTrace
-from pymcd.session import Session
-from pymcd.event_log import CONNEVENTS
 
 TOO_MANY_CONNECTIONS = b"ERROR Too many open connections\r\n"
 NEW_CONNECTION_TRACES = {

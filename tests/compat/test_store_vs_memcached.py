@@ -15,7 +15,7 @@ import time
 from typing import Dict, List, Sequence, Tuple
 
 import pytest
-from support import exchange, have_memcached, start_memcached, start_pymcd
+from support import exchange, have_memcached, start_memcached, start_pymcd, stats
 
 pytestmark = pytest.mark.skipif(not have_memcached(), reason="memcached not installed")
 
@@ -37,15 +37,6 @@ def fill_script() -> bytes:
         if number % 50 == 49:
             parts.append(b"delete key%06d noreply\r\n" % (number - 20))
     return b"".join(parts) + b"mn\r\n"
-
-
-def stats(sock, section: bytes = b"") -> Dict[str, str]:
-    request = b"stats " + section + b"\r\n" if section else b"stats\r\n"
-    reply = exchange(sock, request, expect_end=b"END\r\n", timeout=5.0)
-    return {
-        line.split(b" ")[1].decode(): line.split(b" ", 2)[2].decode()
-        for line in reply.split(b"\r\n") if line.startswith(b"STAT ")
-    }
 
 
 def run_fill(server) -> Tuple[Dict[str, str], Dict[str, str]]:

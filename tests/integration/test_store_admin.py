@@ -8,21 +8,12 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Callable, Dict
+from typing import Callable
 
 import pytest
-from support import exchange, start_pymcd
+from support import exchange, start_pymcd, stats
 
 VALUE_1000 = b"v" * 1000  # class 12 with default flags: 885 items a page
-
-
-def stats(sock, section: bytes = b"") -> Dict[str, str]:
-    request = b"stats " + section + b"\r\n" if section else b"stats\r\n"
-    reply = exchange(sock, request, expect_end=b"END\r\n", timeout=5.0)
-    return {
-        line.split(b" ")[1].decode(): line.split(b" ", 2)[2].decode()
-        for line in reply.split(b"\r\n") if line.startswith(b"STAT ")
-    }
 
 
 def command(sock, line: bytes) -> bytes:

@@ -6,32 +6,22 @@ from typing import Callable
 
 import pytest
 
+from machines import Clock
+
 from pymcd.store import Store, StoreSettings
 
 MIB = 1024 * 1024
-
-
-class TestClock:
-    """Wall-clock seconds that only move when a test says so."""
-
-    __test__ = False
-
-    def __init__(self) -> None:
-        self.seconds = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.seconds
 
 
 class ClockedStore:
     """A store and its clock; ``advance`` moves time as memcached's clock tick would see it."""
 
     def __init__(self, **settings) -> None:
-        self.clock = TestClock()
+        self.clock = Clock(start=1_700_000_000.0)
         self.store = Store(StoreSettings(**settings), clock=self.clock)
 
     def advance(self, seconds: float) -> None:
-        self.clock.seconds += seconds
+        self.clock.now += seconds
         self.store.tick()
 
     def stat(self, name: str) -> object:

@@ -140,6 +140,7 @@ OPTIONS: Dict[str, Setter] = {
                                 "Cannot set tail_repair_time to less than 10 seconds",
                                 target="settings"),
     "hash_algorithm": _hash_algorithm,
+    "proxy_config": _text("proxy_config", "Missing proxy_config file argument"),
     "lru_crawler": _switch("lru_crawler", True),
     "no_lru_crawler": _switch("lru_crawler", False),
     "lru_crawler_sleep": _number("lru_crawler_sleep", "Missing lru_crawler_sleep value",

@@ -24,7 +24,7 @@ LONG_OPTIONS = {
     "listen-backlog=": "b", "protocol=": "B", "max-item-size=": "I", "enable-sasl": "S",
     "disable-flush-all": "F", "disable-dumping": "X", "disable-watch": "W", "auth-file=": "Y",
     "memory-file=": "e", "extended=": "o", "napi_ids=": "N", "sasl-pwdb=": "sasl-pwdb",
-    "stock-reactor": "stock-reactor",
+    "stock-reactor": "stock-reactor", "proxy-config=": "proxy-config",
 }
 
 
@@ -105,7 +105,20 @@ def parse_arguments(argv: Sequence[str]) -> Settings:
     _check_sasl(settings, any(flag in ("-B", "--protocol") for flag, _ in options))
     if settings.auth_file:
         _check_ascii_auth(settings, any(flag in ("-B", "--protocol") for flag, _ in options))
+    if settings.proxy_config:
+        _check_proxy_config(settings.proxy_config)
     return settings
+
+
+def _check_proxy_config(path: str) -> None:
+    """A proxy config that does not load stops the start, with the reason."""
+    from pymcd.proxy.routelib import ConfigError
+    from pymcd.proxy.service import check_config
+
+    try:
+        check_config(path)
+    except ConfigError as error:
+        raise UsageError("Failed to load proxy config: %s" % error)
 
 
 def _check_ascii_auth(settings: Settings, protocol_given: bool) -> None:
@@ -229,6 +242,8 @@ def _apply_flag(settings: Settings, key: str, value: str) -> None:
         settings.sasl_password_file = value
     elif key == "stock-reactor":
         settings.stock_reactor = True
+    elif key == "proxy-config":
+        settings.proxy_config = value
     elif key == "o":
         from pymcd.extended_options import apply_extended_options
 
@@ -301,6 +316,8 @@ HELP_ROWS = [
      "$MEMCACHED_SASL_PWDB"),
     ("--stock-reactor", "run on Twisted's stock epoll reactor instead of pymcd's lean one "
      "(which skips per-event log contexts)"),
+    ("--proxy-config=<file>", "run as a proxy routing to pools of memcached servers, as the "
+     "Python route config in <file> says (also -o proxy_config=<file>)"),
     ("-F, --disable-flush-all", "disable flush_all command"),
     ("-X, --disable-dumping", "disable stats cachedump and lru_crawler metadump"),
     ("-W  --disable-watch", "disable watch commands (live logging)"),

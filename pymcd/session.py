@@ -38,6 +38,7 @@ class Session:
         "sasl",
         "udp",
         "last_cmd_time",
+        "proxy",
     )
 
     def __init__(
@@ -72,6 +73,8 @@ class Session:
         self.sasl = None
         self.udp = udp
         self.last_cmd_time = 0
+        # The proxy client connection this session belongs to, in proxy mode (pymcd.proxy).
+        self.proxy = None
 
     def reply(self, line: bytes) -> None:
         """Queue a one-line reply (with its CRLF), honouring noreply as memcached's out_string does."""

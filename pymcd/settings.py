@@ -42,6 +42,7 @@ class Settings:
     watch_enabled: bool = True
     flush_enabled: bool = True
     idle_timeout: int = 0
+    proxy_config: Optional[str] = None  # --proxy-config: run as a proxy (pymcd.proxy)
     hashpower_init: int = 0
     tail_repair_time: int = 0
     hash_algorithm: str = "murmur3"

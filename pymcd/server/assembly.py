@@ -39,6 +39,13 @@ class PymcdService(service.MultiService):
         self.context.request_shutdown = self.shutdown
         StoreService(store).setServiceParent(self)
         self.factory = MemcacheStreamFactory(self.context)
+        self.proxy = None
+        if settings.proxy_config:
+            from pymcd.proxy.service import ProxyService
+
+            self.proxy = ProxyService(self.context, settings.proxy_config)
+            self.proxy.setServiceParent(self)
+            self.factory = self.proxy.factory
         self.listeners: List[service.Service] = []
         self.tls: Optional["ServerTLSContext"] = None
         if settings.ssl_enabled:
@@ -77,13 +84,14 @@ class PymcdService(service.MultiService):
         from twisted.internet import reactor
 
         signal.signal(signal.SIGUSR1, lambda *_: reactor.callFromThread(self.shutdown, True))
-        signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(self._reload_auth))
+        signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(self._reload))
 
-    def _reload_auth(self) -> None:
-        """SIGHUP: re-read the -Y file; connections already authenticated stay so.
-
-        As in memcached, SIGHUP never stops the server, with or without -Y.
+    def _reload(self) -> None:
+        """SIGHUP: re-read the -Y file (connections already authenticated stay so) and the
+        proxy config (clients stay connected). As in memcached, SIGHUP never stops the server.
         """
+        if self.proxy is not None:
+            self.proxy.reload()
         table = self.context.auth_table
         if table is not None and not table.reload():
             log.warn("could not reload the auth file {path}", path=table.path)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 from typing import List, Optional, Sequence, Tuple
 
+from pymcd.replies import INCOMPLETE, PROTOCOL_ERROR, read_values, reply_end
 from pymcd.slap.workload import Item
 
 Hits = List[Tuple[object, bytes]]
@@ -40,7 +41,6 @@ _BINARY_STATUS_TEXT = {
     0x82: b"SERVER_ERROR Out of memory",
 }
 
-PROTOCOL_ERROR = b"PROTOCOL_ERROR"
 
 
 def error_kind(error: bytes) -> str:
@@ -103,32 +103,11 @@ class AsciiCodec:
     def parse_get(data: bytes, expected: int) -> Optional[GetOutcome]:
         if data == b"END\r\n":
             return [], None
-        hits: Hits = []
-        position = 0
-        size_of_data = len(data)
-        while True:
-            if data.startswith(b"VALUE ", position):
-                line_end = data.find(b"\r\n", position)
-                if line_end < 0:
-                    return None
-                fields = data[position + 6:line_end].split(b" ")
-                if len(fields) < 3 or not fields[2].isdigit():
-                    return hits, PROTOCOL_ERROR + b" bad VALUE line"
-                start = line_end + 2
-                end = start + int(fields[2])
-                if size_of_data < end + 2:
-                    return None
-                if data[end:end + 2] != b"\r\n":
-                    return hits, PROTOCOL_ERROR + b" value not terminated by CRLF"
-                hits.append((fields[0], data[start:end]))
-                position = end + 2
-            elif data.startswith(b"END\r\n", position):
-                return hits, None
-            else:
-                line_end = data.find(b"\n", position)
-                if line_end < 0:
-                    return None
-                return hits, data[position:line_end].rstrip(b"\r")
+        end = reply_end(data)
+        if end == INCOMPLETE:
+            return None
+        values, error = read_values(data, 0, end)
+        return [(key, data[start:stop]) for key, _, start, stop in values], error
 
 
 class BinaryCodec:

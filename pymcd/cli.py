@@ -17,13 +17,10 @@ from twisted.logger import (
     globalLogBeginner,
 )
 
-from twisted.internet.error import CannotListenError
-
 from pymcd.logger import TRACE_NAMESPACE, BareLineObserver
-from pymcd.options import EarlyExit, UsageError, parse_arguments, serves_plain_only
+from pymcd.options import EarlyExit, parse_arguments, serves_plain_only
 from pymcd.settings import Settings
-
-EX_OSERR = 71
+from pymcd.startup import StartupError
 
 
 def _only_traces_and_warnings(event: dict) -> PredicateResult:
@@ -37,15 +34,20 @@ def _only_traces_and_warnings(event: dict) -> PredicateResult:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Serve until stopped; a start-up mistake is one line on stderr and memcached's status."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        settings = parse_arguments(args)
+        return _serve(args)
     except EarlyExit as early:
         sys.stdout.write(early.text)
         return 0
-    except UsageError as error:
+    except StartupError as error:
         sys.stderr.write(str(error) + "\n")
         return error.exit_code
+
+
+def _serve(args: List[str]) -> int:
+    settings = parse_arguments(args)
     if settings.daemonize:
         return _run_daemonized(args, settings.pidfile)
 
@@ -59,11 +61,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         redirectStandardIO=False,
     )
     server = build_server(settings)
-    try:
-        server.startService()
-    except CannotListenError as error:
-        sys.stderr.write(_listen_failure(settings.interface, error) + "\n")
-        return EX_OSERR
+    server.privilegedStartService()
+    server.startService()
     reactor.addSystemEventTrigger("before", "shutdown", server.stopService)
     reactor.run()
     return 0
@@ -79,14 +78,6 @@ def install_reactor(settings: Settings) -> None:
         from pymcd import lean_reactor
 
         lean_reactor.install()
-
-
-def _listen_failure(interface: Optional[str], error: CannotListenError) -> str:
-    """memcached's start-up message when a port is taken (it then exits with EX_OSERR)."""
-    reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
-    if interface:
-        return "failed to listen on one of interface(s) %s: %s" % (interface, reason)
-    return "failed to listen on TCP port %s: %s" % (error.port, reason)
 
 
 def _run_daemonized(args: List[str], pidfile: Optional[str]) -> int:

@@ -109,7 +109,7 @@ class ServerContext:
             self.store.general_stats(),
         ]
         if self.tls is not None:
-            sources.append(self.stats.tls(settings.ssl_min_version, self.tls.loaded_at))
+            sources.append(self.stats.tls(settings.ssl_session_cache, self.tls.loaded_at))
         sources.append(self.event_log.stats())
         return merge_in_order(sources)
 

@@ -12,6 +12,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from pymcd import __version__
 from pymcd.settings import PAGE_SIZE, Settings
+from pymcd.startup import StartupError
 
 SHORT_OPTIONS = "a:AZp:s:U:m:Mc:khiVrvdl:u:P:f:n:t:D:LR:Cb:B:I:SFXWY:e:o:N:"
 LONG_OPTIONS = {
@@ -28,12 +29,8 @@ LONG_OPTIONS = {
 }
 
 
-class UsageError(Exception):
+class UsageError(StartupError):
     """A bad command line: ``str(error)`` is memcached's message, ``exit_code`` its status."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 class EarlyExit(Exception):
@@ -151,6 +148,24 @@ def _check_sasl(settings: Settings, protocol_given: bool) -> None:
     if settings.udp_port:
         raise UsageError("ERROR: Cannot enable UDP while using binary SASL authentication.",
                          exit_code=64)
+    _check_sasl_password_file(settings)
+
+
+def _check_sasl_password_file(settings: Settings) -> None:
+    """memcached's "Error initializing sasl." when there is nothing to check passwords against,
+    with what to give: the file is read per attempt, but it must be readable at start-up."""
+    from pymcd.auth.sasl import PASSWORD_FILE_VARIABLE, password_file_path
+
+    path = password_file_path(settings.sasl_password_file)
+    if path is None:
+        raise UsageError("Error initializing sasl: -S needs a user:password file, named by "
+                         "--sasl-pwdb FILE or the %s variable" % PASSWORD_FILE_VARIABLE)
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise UsageError("Error initializing sasl: cannot read the password file %s: %s"
+                         % (path, error.strerror))
 
 
 def _apply_flag(settings: Settings, key: str, value: str) -> None:
@@ -276,62 +291,120 @@ def _check_item_size(settings: Settings) -> None:
         )
 
 
+IGNORED = "accepted for compatibility; no effect in pymcd"
+
+# memcached -h's layout and order: its flags, then -o's extended options, extstore's among them,
+# then -N; pymcd's own flags last. Every row says its default; an accepted but ignored option
+# says so.
 HELP_ROWS = [
     ("-p, --port=<num|endpoint>", "TCP port to listen on (default: 11211); pymcd also takes a "
      "Twisted endpoint string (tcp:11311, unix:/tmp/mc.sock, ssl:...) and the flag repeats"),
     ("-U, --udp-port=<num>", "UDP port to listen on (default: 0, off)"),
-    ("-s, --unix-socket=<file>", "UNIX socket to listen on (disables network support)"),
+    ("-s, --unix-socket=<file>", "UNIX socket to listen on (disables network support; "
+     "default: none)"),
     ("-a, --unix-mask=<mask>", "access mask for UNIX socket, in octal (default: 700)"),
-    ("-A, --enable-shutdown", "enable ascii \"shutdown\" command"),
+    ("-A, --enable-shutdown", "enable ascii \"shutdown\" command (default: disabled)"),
     ("-l, --listen=<addr>", "interface to listen on (default: INADDR_ANY); comma separated; "
-     "with TLS, 'notls:<ip>:<port>' makes a plain listener"),
-    ("-d, --daemon", "run as a daemon (through twistd)"),
-    ("-r, --enable-coredumps", "accepted for compatibility; no effect"),
-    ("-u, --user=<user>", "assume identity of <username> (only when run as root)"),
+     "if TLS/SSL is enabled, 'notls' prefix can be used to disable for specific listeners "
+     "(-l notls:<ip>:<port>)"),
+    ("-d, --daemon", "run as a daemon, through twistd (default: foreground)"),
+    ("-r, --enable-coredumps", IGNORED),
+    ("-u, --user=<user>", IGNORED + " (pymcd never switches user; run it as the user it "
+     "should be)"),
     ("-m, --memory-limit=<num>", "item memory in megabytes (default: 64)"),
-    ("-M, --disable-evictions", "return error on memory exhausted instead of evicting"),
+    ("-M, --disable-evictions", "return error on memory exhausted instead of evicting "
+     "(default: evict)"),
     ("-c, --conn-limit=<num>", "max simultaneous connections (default: 1024)"),
-    ("-k, --lock-memory", "accepted for compatibility; no effect"),
-    ("-v, --verbose", "verbose (print errors/warnings while in event loop)"),
+    ("-k, --lock-memory", IGNORED),
+    ("-v, --verbose", "verbose (print errors/warnings while in event loop; default: quiet)"),
     ("-vv", "very verbose (also print client commands/responses)"),
     ("-vvv", "extremely verbose (internal state transitions)"),
     ("-h, --help", "print this help and exit"),
     ("-i, --license", "print the license and exit"),
     ("-V, --version", "print version and exit"),
-    ("-P, --pidfile=<file>", "save PID in <file>, only used with -d option"),
+    ("-P, --pidfile=<file>", "save PID in <file>, only used with -d option (default: none)"),
     ("-f, --slab-growth-factor=<num>", "chunk size growth factor (default: 1.25)"),
     ("-n, --slab-min-size=<bytes>", "min space used for key+value+flags (default: 48)"),
-    ("-L, --enable-largepages", "accepted for compatibility; no effect"),
-    ("-D <char>", "delimiter between key prefixes and IDs for per-prefix stats (default: \":\")"),
-    ("-t, --threads=<num>", "accepted for compatibility (default: 4): pymcd serves every "
-     "connection from one Twisted reactor thread, so this only shows in stats"),
+    ("-L, --enable-largepages", IGNORED),
+    ("-D <char>", "delimiter between key prefixes and IDs for per-prefix stats; turns them on "
+     "(default: \":\", stats detail off)"),
+    ("-t, --threads=<num>", "number of threads (default: 4): shown in stats only, pymcd serves "
+     "every connection from one Twisted reactor thread"),
     ("-R, --max-reqs-per-event", "maximum number of requests per event, limits the requests "
      "processed per connection to prevent starvation (default: 20)"),
-    ("-C, --disable-cas", "disable use of CAS"),
+    ("-C, --disable-cas", "disable use of CAS (default: enabled)"),
     ("-b, --listen-backlog=<num>", "set the backlog queue limit (default: 1024)"),
-    ("-B, --protocol=<name>", "protocol - one of ascii, binary, or auto (default: auto-negotiate)"),
+    ("-B, --protocol=<name>", "protocol - one of ascii, binary, or auto (default: "
+     "auto-negotiate)"),
     ("-I, --max-item-size=<num>", "adjusts max item size (default: 1m, min: 1k, max: 1024m)"),
-    ("-S, --enable-sasl", "turn on Sasl authentication"),
-    ("--sasl-pwdb=<file>", "SASL password file (user:password lines); default: "
-     "$MEMCACHED_SASL_PWDB"),
-    ("--stock-reactor", "run on Twisted's stock epoll reactor instead of pymcd's lean one "
-     "(which skips per-event log contexts)"),
-    ("--proxy-config=<file>", "run as a proxy routing to pools of memcached servers, as the "
-     "Python route config in <file> says (also -o proxy_config=<file>)"),
-    ("-F, --disable-flush-all", "disable flush_all command"),
-    ("-X, --disable-dumping", "disable stats cachedump and lru_crawler metadump"),
-    ("-W  --disable-watch", "disable watch commands (live logging)"),
+    ("-S, --enable-sasl", "turn on Sasl authentication, binary protocol only (default: off; "
+     "needs --sasl-pwdb or $MEMCACHED_SASL_PWDB)"),
+    ("-F, --disable-flush-all", "disable flush_all command (default: enabled)"),
+    ("-X, --disable-dumping", "disable stats cachedump and lru_crawler metadump (default: "
+     "enabled)"),
+    ("-W  --disable-watch", "disable watch commands (live logging; default: enabled)"),
     ("-Y, --auth-file=<file>", "enable ASCII protocol authentication. format: "
-     "user:pass\\nuser2:pass2\\n"),
-    ("-e, --memory-file=<file>", "accepted; the restartable cache is not supported"),
-    ("-Z, --enable-ssl, --tls", "enable TLS/SSL"),
-    ("-o, --extended", "comma separated list of extended options (memcached's -o list: "
-     "maxconns_fast, hashpower, no_lru_crawler, lru_crawler_sleep, lru_crawler_tocrawl, "
-     "no_lru_maintainer, hot_lru_pct, warm_lru_pct, hot_max_factor, warm_max_factor, "
-     "temporary_ttl, idle_timeout, slab_chunk_max, watcher_logbuf_size, worker_logbuf_size, "
-     "track_sizes, slab_reassign, slab_automove, ssl_chain_cert, ssl_key, ssl_verify_mode, "
-     "ssl_ca_cert, ssl_ciphers, ssl_min_version, ssl_session_cache, ...)"),
-    ("-N, --napi_ids", "accepted for compatibility; no effect"),
+     "user:pass\\nuser2:pass2\\n (default: off)"),
+    ("-e, --memory-file=<file>", "accepted; the restartable cache is not supported (default: "
+     "none)"),
+    ("-Z, --enable-ssl, --tls", "enable TLS/SSL; needs -o ssl_chain_cert=...,ssl_key=... "
+     "(default: off)"),
+    ("-o, --extended", "comma separated list of extended options; most options have a 'no_' "
+     "prefix to disable"),
+    ("   - maxconns_fast:", "immediately close new connections after limit (default: enabled)"),
+    ("   - hashpower:", "shown in stats only: pymcd's hash table grows by itself (default: 0)"),
+    ("   - tail_repair_time:", "shown in stats only (default: 0, disabled)"),
+    ("   - hash_algorithm:", "shown in stats only: jenkins, murmur3, xxh3 (default: murmur3)"),
+    ("   - no_lru_crawler:", "disable the LRU crawler (default: enabled)"),
+    ("   - lru_crawler_sleep:", "microseconds to sleep between items (default: 100)"),
+    ("   - lru_crawler_tocrawl:", "max items to crawl per slab per run (default: 0, unlimited)"),
+    ("   - read_buf_mem_limit:", "shown in stats only (default: 0, unlimited)"),
+    ("   - no_lru_maintainer:", "disable the segmented LRU and its maintainer (default: "
+     "enabled)"),
+    ("   - hot_lru_pct:", "pct of slab memory to reserve for hot lru (default: 20)"),
+    ("   - warm_lru_pct:", "pct of slab memory to reserve for warm lru (default: 40)"),
+    ("   - hot_max_factor:", "items idle > cold lru age * drop from hot lru (default: 0.20)"),
+    ("   - warm_max_factor:", "items idle > cold lru age * this drop from warm (default: 2.00)"),
+    ("   - temporary_ttl:", "TTL's below get separate LRU, can't be evicted (default: 61, "
+     "TEMP LRU off until named)"),
+    ("   - idle_timeout:", "timeout for idle connections (default: 0, no timeout)"),
+    ("   - slab_chunk_max:", "maximum slab chunk size in bytes (default: 524288)"),
+    ("   - watcher_logbuf_size:", "size in kilobytes of per-watcher write buffer (default: 256)"),
+    ("   - worker_logbuf_size:", "shown in stats only (default: 64)"),
+    ("   - track_sizes:", "enable dynamic reports for 'stats sizes' command (default: off)"),
+    ("   - slab_reassign:", "allow slab pages to move between classes (default: enabled)"),
+    ("   - slab_automove:", "0 off, 1 (default) or 2: move pages by the automover"),
+    ("   - slab_automove_ratio:", "age ratio that makes the automover move a page "
+     "(default: 0.80)"),
+    ("   - slab_automove_window:", "automover window, in runs (default: 30)"),
+    ("   - no_hashexpand, modern, no_modern, sock_cookie_id, slab_sizes, inline_ascii_resp, "
+     "no_chunked_items, drop_privileges, relaxed_privileges:", IGNORED),
+    ("   - ext_path, ext_page_size, ext_wbuf_size, ext_threads, ext_io_depth, ext_item_size, "
+     "ext_item_age, ext_low_ttl, ext_recache_rate, ext_compact_under, ext_drop_under, "
+     "ext_max_frag, ext_max_sleep, ext_drop_unread, slab_automove_freeratio:",
+     IGNORED + ": pymcd has no external storage (extstore)"),
+    ("   - ssl_chain_cert:", "certificate chain file in PEM format (default: none)"),
+    ("   - ssl_key:", "private key, if not part of the ssl_chain_cert (default: none)"),
+    ("   - ssl_keyformat:", "shown in stats only; keys are read as PEM (default: PEM)"),
+    ("   - ssl_verify_mode:", "peer certificate verification mode: 0(None, default), "
+     "1(Request), 2(Require) or 3(Once)"),
+    ("   - ssl_ciphers:", "specify cipher list to be used (default: OpenSSL's)"),
+    ("   - ssl_ca_cert:", "PEM format file of acceptable client CA's (default: none)"),
+    ("   - ssl_wbuf_size:", "shown in stats only (default: 16)"),
+    ("   - ssl_session_cache:", "enable server-side SSL session cache, to support session "
+     "resumption (default: off)"),
+    ("   - ssl_kernel_tls:", IGNORED),
+    ("   - ssl_min_version:", "minimum protocol version to accept: 0(tlsv1.0), 1(tlsv1.1), "
+     "2(tlsv1.2, default) or 3(tlsv1.3)"),
+    ("   - proxy_config:", "the same as --proxy-config (default: none)"),
+    ("-N, --napi_ids", IGNORED),
+    ("pymcd's own options:", ""),
+    ("--sasl-pwdb=<file>", "SASL password file, user:password lines (default: "
+     "$MEMCACHED_SASL_PWDB)"),
+    ("--stock-reactor", "the pymcd script: run on Twisted's stock epoll reactor instead of "
+     "pymcd's lean one (default: lean)"),
+    ("--proxy-config=<file>", "run as a proxy routing to pools of memcached servers, as the "
+     "Python route config in <file> says (also -o proxy_config=<file>; default: none)"),
 ]
 
 
@@ -341,14 +414,16 @@ def help_text() -> str:
 
     lines = ["pymcd %s (memcached 1.6 compatible)" % __version__]
     for flag, meaning in HELP_ROWS:
+        flag_lines = textwrap.wrap(flag, 78, subsequent_indent="     ") if len(flag) > 78 else [flag]
         wrapped = textwrap.wrap(meaning, 52) or [""]
-        if len(flag) < 26:
-            lines.append("%-26s%s" % (flag, wrapped[0]))
+        lines.extend(flag_lines[:-1])
+        if len(flag_lines[-1]) < 26:
+            lines.append(("%-26s%s" % (flag_lines[-1], wrapped[0])).rstrip())
         else:
-            lines.append(flag)
+            lines.append(flag_lines[-1])
             lines.append(" " * 26 + wrapped[0])
         lines.extend(" " * 26 + rest for rest in wrapped[1:])
-    return "\n".join(lines) + "\n"
+    return "\n".join(line for line in lines if line.strip()) + "\n"
 
 
 PLAIN_ENDPOINT_TYPES = ("tcp", "tcp6", "unix")
@@ -371,25 +446,33 @@ def listener_specs(settings: Settings) -> List[Tuple[str, bool]]:
     specs = [(endpoint, False) for endpoint in settings.ports]
     wants_default = settings.tcp_port_given or not settings.ports
     if not settings.unix_socket and wants_default and settings.tcp_port:
-        interfaces = [i for i in (settings.interface or "").split(",") if i] or [None]
-        for interface in interfaces:
-            plain = interface is not None and interface.startswith("notls:")
-            specs.append((_tcp_endpoint(settings, interface), settings.ssl_enabled and not plain))
+        for host, port, plain in listen_addresses(settings, settings.tcp_port):
+            where = "tcp:%d" % port
+            if host is not None:
+                where += ":interface=%s" % host.replace(":", "\\:")
+            specs.append(("%s:backlog=%d" % (where, settings.backlog),
+                          settings.ssl_enabled and not plain))
     if settings.unix_socket:
         path = settings.unix_socket.replace(":", "\\:")
         specs.append(("unix:%s:mode=%o:lockfile=0" % (path, settings.unix_mask), False))
     return specs
 
 
-def _tcp_endpoint(settings: Settings, interface: Optional[str]) -> str:
-    port = settings.tcp_port
-    if interface is None:
-        return "tcp:%d:backlog=%d" % (port, settings.backlog)
-    if interface.startswith("notls:"):
-        interface = interface[len("notls:"):]
-    if interface.count(":") == 1 or interface.startswith("["):
-        host, _, maybe_port = interface.rpartition(":")
-        if maybe_port.isdigit() and host:
-            port, interface = int(maybe_port), host
-    interface = interface.strip("[]")
-    return "tcp:%d:interface=%s:backlog=%d" % (port, interface.replace(":", "\\:"), settings.backlog)
+def listen_addresses(settings: Settings, default_port: int) -> List[Tuple[Optional[str], int, bool]]:
+    """(host or None for every interface, port, plain) for each -l entry, as memcached reads
+    them for TCP and UDP alike: ``[notls:]<host>[:<port>]``, IPv6 hosts in brackets."""
+    addresses: List[Tuple[Optional[str], int, bool]] = []
+    for interface in [i for i in (settings.interface or "").split(",") if i] or [None]:
+        if interface is None:
+            addresses.append((None, default_port, False))
+            continue
+        plain = interface.startswith("notls:")
+        if plain:
+            interface = interface[len("notls:"):]
+        port = default_port
+        if interface.count(":") == 1 or interface.startswith("["):
+            host, _, maybe_port = interface.rpartition(":")
+            if maybe_port.isdigit() and host:
+                port, interface = int(maybe_port), host
+        addresses.append((interface.strip("[]"), port, plain))
+    return addresses

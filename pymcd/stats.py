@@ -29,7 +29,7 @@ slab_reassign_rescues slab_reassign_chunk_rescues slab_reassign_evictions_nomem
 slab_reassign_inline_reclaim slab_reassign_busy_items slab_reassign_busy_deletes
 slab_reassign_running slabs_moved lru_crawler_running lru_crawler_starts lru_maintainer_juggles
 malloc_fails log_worker_dropped log_worker_written log_watcher_skipped log_watcher_sent
-log_watchers ssl_handshake_errors ssl_min_version ssl_new_sessions time_since_server_cert_refresh
+log_watchers ssl_new_sessions ssl_handshake_errors time_since_server_cert_refresh
 unexpected_napi_ids round_robin_fallback bytes curr_items total_items slab_global_page_pool
 expired_unfetched evicted_unfetched evicted_active evictions reclaimed crawler_reclaimed
 crawler_items_checked lrutail_reflocked moves_to_cold moves_to_warm moves_within_lru
@@ -71,12 +71,12 @@ class ServerStats:
     def uptime(self) -> int:
         return int(self._clock() - self.started)
 
-    def tls(self, min_version: str, certs_loaded_at: float) -> List[Stat]:
-        """The lines memcached adds to ``stats`` when TLS is on."""
-        return [
+    def tls(self, session_cache: bool, certs_loaded_at: float) -> List[Stat]:
+        """The lines memcached adds to ``stats`` when TLS is on (new sessions only counted,
+        and shown, with ``-o ssl_session_cache``)."""
+        sessions = [("ssl_new_sessions", self.ssl_new_sessions)] if session_cache else []
+        return sessions + [
             ("ssl_handshake_errors", self.ssl_handshake_errors),
-            ("ssl_min_version", min_version),
-            ("ssl_new_sessions", self.ssl_new_sessions),
             ("time_since_server_cert_refresh", int(self._clock() - certs_loaded_at)),
         ]
 

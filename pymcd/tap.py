@@ -13,8 +13,9 @@ from typing import Sequence
 from twisted.application import service
 from twisted.python import usage
 
-from pymcd.options import EarlyExit, UsageError, help_text, parse_arguments
+from pymcd.options import EarlyExit, help_text, parse_arguments
 from pymcd.settings import Settings
+from pymcd.startup import StartupError, report_under_twistd
 
 
 class Options(usage.Options):
@@ -31,8 +32,9 @@ class Options(usage.Options):
         except EarlyExit as early:
             sys.stdout.write(early.text)
             sys.exit(0)
-        except UsageError as error:
-            raise usage.UsageError(str(error))
+        except StartupError as error:
+            # Not usage.UsageError: twistd would print its whole --help above the line.
+            _exit_with(error)
 
     def getUsage(self, width=None) -> str:
         return help_text()
@@ -40,6 +42,20 @@ class Options(usage.Options):
 
 def makeService(options: Options) -> service.MultiService:
     """The store service, its maintainers and every listener, as one MultiService."""
+    from twisted.logger import Logger
+
     from pymcd.server.assembly import build_server
 
-    return build_server(options.settings)
+    parent = getattr(options, "parent", None)
+    daemonized = parent is not None and not parent.get("nodaemon", True)
+    report_under_twistd(daemonized, lambda line: Logger(namespace="pymcd").critical(line))
+    try:
+        return build_server(options.settings)
+    except StartupError as error:
+        _exit_with(error)
+
+
+def _exit_with(error: StartupError) -> None:
+    """Before twistd daemonizes: the line on stderr and memcached's exit status."""
+    sys.stderr.write(str(error) + "\n")
+    sys.exit(error.exit_code)

@@ -5,18 +5,20 @@ from __future__ import annotations
 import os
 import signal
 import stat
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 from twisted.application import internet, service, strports
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from pymcd.context import ServerContext
-from pymcd.options import listener_specs
+from pymcd.options import listen_addresses, listener_specs
 from pymcd.server.datagram import MemcacheDatagramProtocol
 from pymcd.server.stream import MemcacheStreamFactory
 from pymcd.service import StoreService
 from pymcd.settings import Settings
+from pymcd.startup import EX_USAGE, StartupError, listen_failure, raise_file_limit
 from pymcd.store import Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,6 +49,7 @@ class PymcdService(service.MultiService):
             self.proxy.setServiceParent(self)
             self.factory = self.proxy.factory
         self.listeners: List[service.Service] = []
+        self.listener_names: Dict[service.Service, str] = {}
         self.tls: Optional["ServerTLSContext"] = None
         if settings.ssl_enabled:
             # Imported here: a server without TLS does not load pyOpenSSL at all.
@@ -56,26 +59,35 @@ class PymcdService(service.MultiService):
             self.context.tls = self.tls
         for endpoint, use_tls in listener_specs(settings):
             factory = tls_factory(self.tls, self.factory) if use_tls else self.factory
-            self._add_listener(strports.service(endpoint, factory), endpoint)
+            self._add_listener(_endpoint_service(endpoint, factory),
+                               _stream_listener_name(settings, endpoint))
         if settings.udp_port and not settings.unix_socket:  # -s disables the network
-            interfaces = [i for i in (settings.interface or "").split(",") if i] or [""]
-            for interface in interfaces:
-                udp = internet.UDPServer(
-                    settings.udp_port, MemcacheDatagramProtocol(self.context),
-                    interface=interface.strip("[]"),
-                )
-                self._add_listener(udp, "udp:%d:%s" % (settings.udp_port, interface))
+            for host, port, _ in listen_addresses(settings, settings.udp_port):
+                udp = internet.UDPServer(port, MemcacheDatagramProtocol(self.context),
+                                         interface=host or "")
+                self._add_listener(udp, "UDP port %d" % port if host is None
+                                   else "one of interface(s) %s" % settings.interface)
         if settings.idle_timeout:
             idle = internet.TimerService(1.0, self.factory.kick_idle, settings.idle_timeout)
             idle.setServiceParent(self)
 
     def _add_listener(self, listener: service.Service, name: str) -> None:
-        listener.setName(name)
+        """``name`` says the listener as memcached's "failed to listen on <name>" does."""
         listener.setServiceParent(self)
         self.listeners.append(listener)
+        self.listener_names[listener] = name
+
+    def privilegedStartService(self) -> None:
+        """Listen (twistd calls this before dropping privileges; the pymcd script too)."""
+        raise_file_limit(self.settings.maxconns)
+        _remove_stale_socket(self.settings.unix_socket)
+        for child in self:
+            try:
+                child.privilegedStartService()
+            except CannotListenError as error:
+                raise listen_failure(self.listener_names[child], error.socketError) from None
 
     def startService(self) -> None:
-        _remove_stale_socket(self.settings.unix_socket)
         if self.settings.verbose > 1:
             for line in self.context.store.slab_class_lines():
                 self.context.trace(line)
@@ -120,6 +132,28 @@ def _remove_stale_socket(path: Optional[str]) -> None:
     """memcached replaces a socket file left behind by a dead server (never a regular file)."""
     if path and os.path.exists(path) and stat.S_ISSOCK(os.lstat(path).st_mode):
         os.unlink(path)
+
+
+def _endpoint_service(endpoint: str, factory) -> service.Service:
+    """A listener for a Twisted endpoint string; a string Twisted refuses (unknown type, bad
+    argument, an ``ssl:`` certificate it cannot load) is a start-up mistake."""
+    try:
+        return strports.service(endpoint, factory)
+    except Exception as error:  # serverFromString's plugins raise what they like
+        raise StartupError("Invalid endpoint %r: %s" % (endpoint, error or type(error).__name__),
+                           EX_USAGE) from None
+
+
+def _stream_listener_name(settings: Settings, endpoint: str) -> str:
+    """How memcached names this listener in "failed to listen on ...": explicit ``--port``
+    endpoints by their string."""
+    if endpoint in settings.ports:
+        return endpoint
+    if endpoint.startswith("unix:"):
+        return "UNIX socket: %s" % settings.unix_socket
+    if settings.interface:
+        return "one of interface(s) %s" % settings.interface
+    return "TCP port %d" % settings.tcp_port
 
 
 def build_server(settings: Settings) -> PymcdService:

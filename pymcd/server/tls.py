@@ -8,12 +8,14 @@ behaviour). Client certificates are checked by memcached's four verify modes.
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from OpenSSL import SSL
+from OpenSSL._util import lib as openssl
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from pymcd.settings import Settings
+from pymcd.startup import StartupError
 from pymcd.stats import ServerStats
 
 VERIFY_MODES = {
@@ -30,8 +32,31 @@ MIN_VERSIONS = {
 }
 
 
-class TLSError(Exception):
-    """The certificate or key could not be loaded; ``str()`` is the reason."""
+MISSING_CERTIFICATE = (
+    "TLS (-Z, --tls) needs a certificate and its key: add -o ssl_chain_cert=cert.pem,"
+    "ssl_key=key.pem (to try it out, make a self-signed pair with: openssl req -x509 "
+    "-newkey rsa:2048 -nodes -days 365 -subj /CN=localhost -keyout key.pem -out cert.pem)")
+
+
+class TLSError(StartupError):
+    """The certificate or key could not be loaded; ``str()`` is memcached's message."""
+
+
+def _load(what: str, path: str, load: Callable[[], None]) -> None:
+    """Run one of OpenSSL's loads, failing as memcached does: ``Error loading the <what>:
+    <path> : <reason>``. A file that cannot be opened is said with the system's reason
+    (pyOpenSSL reports it with an empty error list)."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise TLSError("Error loading the %s: %s : %s" % (what, path, error.strerror)) from None
+    try:
+        load()
+    except SSL.Error as error:
+        reasons = [reason for _, _, reason in (error.args[0] if error.args else [])]
+        raise TLSError("Error loading the %s: %s : %s"
+                       % (what, path, reasons[-1] if reasons else "not a PEM file")) from None
 
 
 class ServerTLSContext:
@@ -47,31 +72,35 @@ class ServerTLSContext:
         return bool(ok)
 
     def _count_new_sessions(self, connection, where, ret) -> None:
-        if where & SSL.SSL_CB_HANDSHAKE_DONE:
+        """memcached counts sessions its cache creates; a resumed one is not new."""
+        if where & SSL.SSL_CB_HANDSHAKE_DONE and not _session_reused(connection):
             self.stats.ssl_new_sessions += 1
 
     def _build(self) -> SSL.Context:
         settings = self.settings
         if not settings.ssl_chain_cert:
-            raise TLSError("ssl_chain_cert is required with -Z")
+            raise TLSError(MISSING_CERTIFICATE)
         context = SSL.Context(SSL.TLS_SERVER_METHOD)
         context.set_min_proto_version(MIN_VERSIONS[settings.ssl_min_version])
-        try:
-            context.use_certificate_chain_file(settings.ssl_chain_cert)
-            context.use_privatekey_file(settings.ssl_key or settings.ssl_chain_cert)
-            context.check_privatekey()
-            if settings.ssl_ca_cert:
-                context.load_verify_locations(settings.ssl_ca_cert)
-            if settings.ssl_ciphers:
+        chain, key = settings.ssl_chain_cert, settings.ssl_key or settings.ssl_chain_cert
+        _load("certificate chain", chain, lambda: context.use_certificate_chain_file(chain))
+        _load("key", key, lambda: (context.use_privatekey_file(key), context.check_privatekey()))
+        if settings.ssl_ca_cert:
+            ca = settings.ssl_ca_cert
+            _load("CA certificate", ca, lambda: context.load_verify_locations(ca))
+        if settings.ssl_ciphers:
+            try:
                 context.set_cipher_list(settings.ssl_ciphers.encode())
-        except SSL.Error as error:
-            raise TLSError("Error loading the certificate or key: %s" % (error,))
+            except SSL.Error:
+                raise TLSError("Error setting the provided cipher(s): %s"
+                               % settings.ssl_ciphers) from None
         context.set_verify(VERIFY_MODES[settings.ssl_verify_mode], self._verify)
         context.set_session_cache_mode(
             SSL.SESS_CACHE_SERVER if settings.ssl_session_cache else SSL.SESS_CACHE_OFF
         )
         context.set_session_id(b"pymcd")
-        context.set_info_callback(self._count_new_sessions)
+        if settings.ssl_session_cache:
+            context.set_info_callback(self._count_new_sessions)
         return context
 
     def getContext(self) -> SSL.Context:
@@ -85,6 +114,11 @@ class ServerTLSContext:
             return str(error)
         self.loaded_at = time.time()
         return None
+
+
+def _session_reused(connection: SSL.Connection) -> bool:
+    """OpenSSL's SSL_session_reused, which pyOpenSSL binds but does not wrap."""
+    return bool(openssl.SSL_session_reused(connection._ssl))
 
 
 def tls_factory(context: ServerTLSContext, factory) -> TLSMemoryBIOFactory:

@@ -440,10 +440,12 @@ def listener_specs(settings: Settings) -> List[Tuple[str, bool]]:
 
     memcached listens on -p (default 11211) on every -l address; -s disables the network.
     Explicit ``--port`` endpoints are added as given (an ``ssl:`` one brings its own TLS); they
-    replace the default TCP port unless -p was also given as a number. With -Z every -l address
-    gets TLS except those written ``notls:<addr>``.
+    replace the default TCP port unless -p was also given as a number. With -Z every TCP
+    listener gets TLS (``--port tcp:11211 --tls`` too) except -l addresses written
+    ``notls:<addr>``.
     """
-    specs = [(endpoint, False) for endpoint in settings.ports]
+    specs = [(endpoint, settings.ssl_enabled and endpoint.split(":", 1)[0] in ("tcp", "tcp6"))
+             for endpoint in settings.ports]
     wants_default = settings.tcp_port_given or not settings.ports
     if not settings.unix_socket and wants_default and settings.tcp_port:
         for host, port, plain in listen_addresses(settings, settings.tcp_port):

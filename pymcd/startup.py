@@ -11,7 +11,6 @@ nothing of Twisted so that any layer can raise into it.
 from __future__ import annotations
 
 import sys
-from typing import Callable
 
 EX_USAGE = 64
 EX_OSERR = 71
@@ -33,26 +32,25 @@ def listen_failure(where: str, socket_error: object) -> StartupError:
     return StartupError("failed to listen on %s: %s" % (where, reason), EX_OSERR)
 
 
-def report_under_twistd(daemonized: bool, log_line: Callable[[str], None]) -> None:
+def report_under_twistd() -> None:
     """Have an uncaught StartupError end ``twistd pymcd`` with its line, not a traceback.
 
-    twistd listens after it has daemonized and lets what the service raises propagate (the
-    daemon's parent then shows twistd's own "An error has occurred" with the same text and
-    points at the log file). So the line goes to the real stderr under ``-n`` and to the log
-    (``log_line``) when daemonized, whose stderr is /dev/null. Other exceptions keep Python's
-    traceback: they are bugs, not mistakes of the user's.
+    twistd listens after it has daemonized and lets what the service raises propagate out of
+    its main function. Under ``-n`` the line goes to the real stderr (twistd redirects
+    ``sys.stderr`` into its log); a daemon's stderr is /dev/null, and its parent shows twistd's
+    own "An error has occurred" with the same text and points at the log file, where the
+    service has logged the line. Other exceptions keep Python's traceback: they are bugs, not
+    mistakes of the user's.
     """
     previous = sys.excepthook
 
     def hook(kind, error, traceback) -> None:
         if not isinstance(error, StartupError):
             previous(kind, error, traceback)
-        elif daemonized:
-            log_line(str(error))
-        else:
-            stderr = sys.__stderr__ or sys.stderr
-            stderr.write(str(error) + "\n")
-            stderr.flush()
+            return
+        stderr = sys.__stderr__ or sys.stderr
+        stderr.write(str(error) + "\n")
+        stderr.flush()
 
     sys.excepthook = hook
 

@@ -42,17 +42,35 @@ class Options(usage.Options):
 
 def makeService(options: Options) -> service.MultiService:
     """The store service, its maintainers and every listener, as one MultiService."""
-    from twisted.logger import Logger
-
     from pymcd.server.assembly import build_server
 
-    parent = getattr(options, "parent", None)
-    daemonized = parent is not None and not parent.get("nodaemon", True)
-    report_under_twistd(daemonized, lambda line: Logger(namespace="pymcd").critical(line))
+    report_under_twistd()
     try:
-        return build_server(options.settings)
+        server = build_server(options.settings)
     except StartupError as error:
         _exit_with(error)
+    parent = getattr(options, "parent", None)
+    if parent is not None and not parent.get("nodaemon", True):
+        return DaemonStartup(server)
+    return server
+
+
+class DaemonStartup(service.MultiService):
+    """A daemonized server's start-up mistake, logged as its line: the daemon's stderr is
+    /dev/null and twistd's parent tells the user to look at the log file."""
+
+    def __init__(self, server: service.Service) -> None:
+        super().__init__()
+        server.setServiceParent(self)
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except StartupError as error:
+            from twisted.logger import Logger
+
+            Logger(namespace="pymcd").critical("{line}", line=str(error))
+            raise
 
 
 def _exit_with(error: StartupError) -> None:

@@ -12,7 +12,9 @@ from typing import Callable, Optional
 
 from OpenSSL import SSL
 from OpenSSL._util import lib as openssl
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from zope.interface import implementer
 
 from pymcd.settings import Settings
 from pymcd.startup import StartupError
@@ -59,8 +61,9 @@ def _load(what: str, path: str, load: Callable[[], None]) -> None:
                        % (what, path, reasons[-1] if reasons else "not a PEM file")) from None
 
 
+@implementer(IOpenSSLServerConnectionCreator)
 class ServerTLSContext:
-    """An old-style Twisted context factory (``getContext()``) whose context can be reloaded."""
+    """Makes each new connection's OpenSSL connection from a context that can be reloaded."""
 
     def __init__(self, settings: Settings, stats: ServerStats) -> None:
         self.settings = settings
@@ -103,8 +106,8 @@ class ServerTLSContext:
             context.set_info_callback(self._count_new_sessions)
         return context
 
-    def getContext(self) -> SSL.Context:
-        return self._context
+    def serverConnectionForTLS(self, protocol) -> SSL.Connection:
+        return SSL.Connection(self._context, None)
 
     def refresh(self) -> Optional[str]:
         """Reload certificate and key; returns memcached's error text, or None on success."""

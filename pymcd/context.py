@@ -118,5 +118,5 @@ class ServerContext:
 
     def reset_stats(self) -> None:
         self.stats.reset()
-        self.store.reset_stats()
+        self.store.reset_counters()
         self.event_log.reset_stats()

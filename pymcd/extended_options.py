@@ -115,6 +115,39 @@ def _ssl_min_version(settings: Settings, value: Optional[str]) -> None:
     settings.ssl_min_version = names.get(text, text)
 
 
+def _slab_automove(settings: Settings, value: Optional[str]) -> None:
+    """A bare ``slab_automove`` means mode 1, as in memcached."""
+    if value is None:
+        settings.store.slab_automove = 1
+        return
+    _number("slab_automove", "Missing slab_automove argument", lambda n: 0 <= n <= 2,
+            "slab_automove must be between 0 and 2")(settings, value)
+
+
+def _slab_chunk_max(settings: Settings, value: Optional[str]) -> None:
+    """Remembered as given: ``no_modern`` and a large ``-I`` then leave it alone."""
+    _number("slab_chunk_max", "Missing slab_chunk_max argument",
+            invalid="could not parse argument to slab_chunk_max")(settings, value)
+    settings.slab_chunk_max_given = True
+
+
+def _no_chunked_items(settings: Settings, value: Optional[str]) -> None:
+    """Items up to a whole page in one chunk."""
+    settings.store.slab_chunk_max = settings.store.slab_page_size
+
+
+def _no_modern(settings: Settings, value: Optional[str]) -> None:
+    """memcached's pre-1.5 defaults: whole-page chunks, one flat LRU, no background threads."""
+    store = settings.store
+    if not settings.slab_chunk_max_given:
+        store.slab_chunk_max = store.slab_page_size
+    store.slab_reassign = False
+    store.slab_automove = 0
+    store.lru_segmented = store.lru_maintainer = store.lru_crawler = False
+    settings.maxconns_fast = False
+    settings.hash_algorithm = "jenkins"
+
+
 OPTIONS: Dict[str, Setter] = {
     "maxconns_fast": _switch("maxconns_fast", True, "settings"),
     "no_maxconns_fast": _switch("maxconns_fast", False, "settings"),
@@ -122,11 +155,10 @@ OPTIONS: Dict[str, Setter] = {
     "no_hashexpand": _accepted,
     "slab_reassign": _switch("slab_reassign", True),
     "no_slab_reassign": _switch("slab_reassign", False),
-    "slab_automove": _number("slab_automove", "Missing slab_automove argument",
-                             lambda n: 0 <= n <= 2, "slab_automove must be between 0 and 2"),
+    "slab_automove": _slab_automove,
     "no_slab_automove": lambda s, v: setattr(s.store, "slab_automove", 0),
     "slab_automove_ratio": _number("slab_automove_ratio", "Missing slab_automove_ratio argument",
-                                   lambda n: 0 < n < 1, "slab_automove_ratio must be > 0 and < 1",
+                                   lambda n: 0 < n <= 1, "slab_automove_ratio must be > 0 and < 1",
                                    float),
     "slab_automove_window": _number("slab_automove_window",
                                     "Missing slab_automove_window argument",
@@ -167,17 +199,16 @@ OPTIONS: Dict[str, Setter] = {
     "worker_logbuf_size": _kilobytes("worker_logbuf_size", "Missing worker_logbuf_size argument",
                                      "could not parse argument to worker_logbuf_size"),
     # Bytes, whatever memcached's -h says ("kilobytes"): 1.6.18 stores the number as given.
-    "slab_chunk_max": _number("slab_chunk_max", "Missing slab_chunk_max argument",
-                              invalid="could not parse argument to slab_chunk_max"),
+    "slab_chunk_max": _slab_chunk_max,
     "slab_sizes": _accepted,
     "track_sizes": _switch("track_sizes", True),
     "inline_ascii_resp": _accepted,
     "no_inline_ascii_resp": _accepted,
-    "no_chunked_items": _accepted,
+    "no_chunked_items": _no_chunked_items,
     "read_buf_mem_limit": _number("read_buf_mem_limit", "Missing read_buf_mem_limit argument",
                                   target="settings"),
     "modern": _accepted,
-    "no_modern": _accepted,
+    "no_modern": _no_modern,
     "sock_cookie_id": _accepted,
     "drop_privileges": _accepted,
     "no_drop_privileges": _accepted,

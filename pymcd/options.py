@@ -274,6 +274,8 @@ def _check_item_size(settings: Settings) -> None:
         raise UsageError("Cannot set item size limit higher than 1/2 of memory max.")
     if store.item_size_max > 1024 * 1024 * 1024:
         raise UsageError("Cannot set item size limit higher than a gigabyte.")
+    if store.item_size_max > 1024 * 1024 and not settings.slab_chunk_max_given:
+        store.slab_chunk_max = store.slab_page_size // 2  # undoes no_modern's whole pages
     if store.slab_chunk_max > store.item_size_max:
         raise UsageError(
             "slab_chunk_max (bytes: %d) cannot be larger than -I (item_size_max %d)"

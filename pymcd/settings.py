@@ -23,6 +23,7 @@ class Settings:
     ports: List[str] = field(default_factory=list)  # Twisted endpoint strings for stream listeners
     tcp_port: int = 11211
     tcp_port_given: bool = False
+    slab_chunk_max_given: bool = False  # -o slab_chunk_max was on the command line
     udp_port: int = 0
     interface: Optional[str] = None
     unix_socket: Optional[str] = None

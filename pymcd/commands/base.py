@@ -16,6 +16,7 @@ INVALID_EXPTIME = b"CLIENT_ERROR invalid exptime argument\r\n"
 NOT_FOUND = b"NOT_FOUND\r\n"
 OK = b"OK\r\n"
 END = b"END\r\n"
+META_NOOP = b"MN\r\n"
 
 
 @implementer(ITextCommand)
@@ -48,6 +49,17 @@ def wants_noreply(session, tokens: List[bytes]) -> bool:
     if tokens[-1] == b"noreply":
         session.noreply = True
     return session.noreply
+
+
+def replies_still_queued(session) -> bool:
+    """Whether memcached would still hold earlier replies of this read unsent (its
+    resp_has_stack), which ``watch`` and ``lru_crawler metadump`` refuse to follow.
+
+    memcached writes at once after get-like commands (``session.flushed`` marks how far) and
+    after ``mn``, so only replies queued after the last of those count.
+    """
+    out = session.out
+    return len(out) > session.flushed and out[-1] != META_NOOP
 
 
 def trace_lookup(session, key: bytes) -> None:

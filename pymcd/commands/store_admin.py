@@ -7,11 +7,18 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from pymcd.commands.base import BAD_FORMAT, ERROR, OK, TextCommand, wants_noreply
+from pymcd.commands.base import (
+    BAD_FORMAT,
+    ERROR,
+    OK,
+    TextCommand,
+    replies_still_queued,
+    wants_noreply,
+)
 from pymcd.protocol.numbers import parse_i32, parse_u32
 
 REASSIGN_DISABLED = b"CLIENT_ERROR slab reassignment disabled\r\n"
-CRAWLER_DISABLED = b"CLIENT_ERROR lru crawler disabled\r\n"
+METADUMP_PIPELINED = b"ERROR cannot pipeline other commands before metadump\r\n"
 
 
 def _line(text: str) -> bytes:
@@ -125,7 +132,13 @@ class LruCrawler(TextCommand):
         if count == 3 and sub == b"crawl":
             session.reply(_line(crawler.crawl(tokens[2])))
         elif count == 3 and sub == b"metadump":
-            session.out.extend(crawler.metadump(tokens[2]))
+            refusal = crawler.metadump_refusal()
+            if refusal is not None:
+                session.reply(_line(refusal))
+            elif replies_still_queued(session):
+                session.reply(METADUMP_PIPELINED)
+            else:
+                session.out.extend(crawler.metadump(tokens[2]))
         elif count == 3 and sub in (b"tocrawl", b"sleep"):
             number = parse_u32(tokens[2])
             if number is None:

@@ -11,23 +11,12 @@ from __future__ import annotations
 import sys
 from typing import List, Optional
 
-from pymcd.commands.base import ERROR, OK, TextCommand, wants_noreply
+from pymcd.commands.base import ERROR, OK, TextCommand, replies_still_queued, wants_noreply
 from pymcd.event_log import FETCHERS, WATCH_FLAGS
 
 WATCH_NOT_ALLOWED = b"CLIENT_ERROR watch commands not allowed\r\n"
 PIPELINED = b"ERROR cannot pipeline other commands before watch\r\n"
 TOO_MANY = b"WATCHER_TOO_MANY log watcher limit reached\r\n"
-META_NOOP = b"MN\r\n"
-
-
-def _replies_still_queued(session) -> bool:
-    """Whether memcached would still hold earlier replies of this read unsent.
-
-    memcached writes at once after get-like commands (``session.flushed`` marks how far) and
-    after ``mn``, so only replies queued after the last of those count.
-    """
-    out = session.out
-    return len(out) > session.flushed and out[-1] != META_NOOP
 
 
 class Watch(TextCommand):
@@ -39,7 +28,7 @@ class Watch(TextCommand):
         if not server.settings.watch_enabled:
             session.reply(WATCH_NOT_ALLOWED)
             return
-        if _replies_still_queued(session):
+        if replies_still_queued(session):
             session.reply(PIPELINED)
             return
         flags = 0

@@ -9,13 +9,12 @@ loops; each crawl step checks a bounded number of items so the reactor is never 
 from __future__ import annotations
 
 import string
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from pymcd.store.items import SEGMENTS
+from pymcd.store.pages import ItemPages, ItemView
 from pymcd.store.slabs import SLOT_BITS
 
-if TYPE_CHECKING:  # pragma: no cover
-    from pymcd.store.store import ItemView, Store
 
 ITEMS_PER_STEP = 500
 MAX_NUMBER_OF_SLAB_CLASSES = 64
@@ -60,8 +59,8 @@ class ClassCrawlStats:
 class Crawler:
     """Crawl requests waiting for the background steps, auto-crawl scheduling, and metadump."""
 
-    def __init__(self, store: "Store") -> None:
-        self.store = store
+    def __init__(self, pages: ItemPages) -> None:
+        self.pages = pages
         self.pending: List[int] = []  # classes still to crawl
         self.automatic = False  # the running crawl was started by the maintainer
         # (location, its page's class) left to check in the class being crawled: a big item's
@@ -90,7 +89,7 @@ class Crawler:
 
     def crawl(self, spec: bytes) -> str:
         """``lru_crawler crawl``: memcached's reply line (without CRLF)."""
-        if not self.store.settings.lru_crawler:
+        if not self.pages.settings.lru_crawler:
             return DISABLED
         if spec == b"hash":
             return UNKNOWN_ERROR  # memcached walks the hash table for metadump only
@@ -100,14 +99,14 @@ class Crawler:
         if self.running:
             if self.automatic:
                 # The maintainer's crawls then pause for a minute to let the client's through.
-                self._block_automatic_until = self.store.now + 60
+                self._block_automatic_until = self.pages.now + 60
             return BUSY
         self.start(classes, automatic=False)
         return OK
 
     def enable(self) -> bool:
         """``lru_crawler enable``: False if it already runs (memcached cannot start it twice)."""
-        settings = self.store.settings
+        settings = self.pages.settings
         if settings.lru_crawler:
             return False
         settings.lru_crawler = True
@@ -115,15 +114,15 @@ class Crawler:
 
     def disable(self) -> None:
         """``lru_crawler disable``: stop, dropping any crawl in progress."""
-        self.store.settings.lru_crawler = False
+        self.pages.settings.lru_crawler = False
         self.pending, self._current, self._current_class = [], [], 0
 
     def start(self, classes: List[int], automatic: bool) -> None:
-        self.pending = [clsid for clsid in classes if clsid < len(self.store.slabs.classes)]
+        self.pending = [clsid for clsid in classes if clsid < len(self.pages.slabs.classes)]
         self.automatic = automatic
         for clsid in self.pending:
             self.class_stats[clsid].start()
-        self.store.lru_crawler_starts += 1
+        self.pages.lru_crawler_starts += 1
 
     def autocrawl_check(self) -> None:
         """lru_maintainer_crawler_check: schedule the classes whose next crawl is due.
@@ -132,10 +131,10 @@ class Crawler:
         nothing worth reclaiming within the hour (at most an hour), and shrinks by a minute when
         at least 1% of the items will expire sooner than the wait.
         """
-        store = self.store
-        now = store.now
+        pages = self.pages
+        now = pages.now
         due = []
-        for clsid in range(1, len(store.slabs.classes)):
+        for clsid in range(1, len(pages.slabs.classes)):
             stats = self.class_stats[clsid]
             if stats.run_complete:
                 low_watermark = (stats.seen - stats.noexp) // 100 + 1
@@ -161,10 +160,10 @@ class Crawler:
 
     def step(self) -> bool:
         """Check up to ITEMS_PER_STEP items; returns True while a crawl is in progress."""
-        store = self.store
+        pages = self.pages
         budget = ITEMS_PER_STEP
-        tocrawl = store.settings.lru_crawler_tocrawl
-        counters = store.per_lru
+        tocrawl = pages.settings.lru_crawler_tocrawl
+        counters = pages.per_lru
         while budget:
             if not self._current:
                 if self._current_class:
@@ -172,9 +171,9 @@ class Crawler:
                 if not self.pending:
                     return False
                 self._current_class = self.pending.pop(0)
-                page_class = store.slabs.page_class
+                page_class = pages.slabs.page_class
                 self._current = [(location, page_class[location >> SLOT_BITS])
-                                 for location in store.locations_of_class(self._current_class)]
+                                 for location in pages.locations_of_class(self._current_class)]
                 self._left_in_class = tocrawl or len(self._current)
                 if not self._current:
                     self._class_done()
@@ -185,9 +184,9 @@ class Crawler:
             if self._left_in_class <= 0:
                 self._current = []
             clsid = self._current_class
-            if store.slabs.page_class[location >> SLOT_BITS] != walked_page_class:
+            if pages.slabs.page_class[location >> SLOT_BITS] != walked_page_class:
                 continue  # the page moved to another class since the walk began
-            view = store.view_at(location, with_value=False)
+            view = pages.view_at(location, with_value=False)
             if view is None:
                 continue  # the item went since the walk began
             index = clsid * SEGMENTS + view.lru
@@ -195,35 +194,41 @@ class Crawler:
             self._evaluate(clsid, index, location, view)
         return True
 
-    def _evaluate(self, clsid: int, index: int, location: int, view: "ItemView") -> None:
+    def _evaluate(self, clsid: int, index: int, location: int, view: ItemView) -> None:
         """crawler_expired_eval: reclaim a dead item, or note when a live one will expire."""
-        store = self.store
-        if store.is_dead(view.exptime, view.last_access, view.cas, strictly=True):
-            store.per_lru["crawler_reclaimed"][index] += 1
-            if not view.fetched and not store.is_flushed(view.last_access, view.cas):
-                store.per_lru["expired_unfetched"][index] += 1
-            store.reclaim(location)
+        pages = self.pages
+        if pages.is_dead(view.exptime, view.last_access, view.cas, strictly=True):
+            pages.per_lru["crawler_reclaimed"][index] += 1
+            if not view.fetched and not pages.is_flushed(view.last_access, view.cas):
+                pages.per_lru["expired_unfetched"][index] += 1
+            pages.free_item(location)
             return
         stats = self.class_stats[clsid]
         stats.seen += 1
         if view.exptime == 0:
             stats.noexp += 1
-        elif view.exptime - store.now <= 3599:
-            stats.histogram[(view.exptime - store.now) // 60] += 1
+        elif view.exptime - pages.now <= 3599:
+            stats.histogram[(view.exptime - pages.now) // 60] += 1
 
     def _class_done(self) -> None:
         stats = self.class_stats[self._current_class]
-        stats.end_time = self.store.now
+        stats.end_time = self.pages.now
         stats.run_complete = True
         self._current_class = 0
 
+    def metadump_refusal(self) -> Optional[str]:
+        """Why ``lru_crawler metadump`` may not run at all (memcached checks this first)."""
+        settings = self.pages.settings
+        if not settings.lru_crawler:
+            return DISABLED
+        if not settings.dump_enabled:
+            return "ERROR metadump not allowed"
+        return None
+
     def metadump(self, spec: bytes) -> List[bytes]:
-        """``lru_crawler metadump``: one line per live item, then END (or an error line)."""
-        store = self.store
-        if not store.settings.lru_crawler:
-            return [DISABLED.encode() + b"\r\n"]
-        if not store.settings.dump_enabled:
-            return [b"ERROR metadump not allowed\r\n"]
+        """``lru_crawler metadump`` once allowed: one line per live item, then END (or an
+        error line)."""
+        pages = self.pages
         if spec == b"hash":
             classes: Optional[List[int]] = list(range(1, MAX_NUMBER_OF_SLAB_CLASSES))
         else:
@@ -233,13 +238,13 @@ class Crawler:
         if self.running:
             return [BUSY.encode() + b"\r\n"]
         lines = []
-        started = int(store.process_started)
+        started = int(pages.process_started)
         for clsid in classes:
-            if clsid >= len(store.slabs.classes):
+            if clsid >= len(pages.slabs.classes):
                 continue
-            for location in store.locations_of_class(clsid):
-                view = store.view_at(location, with_value=False)
-                if store.is_dead(view.exptime, view.last_access, view.cas, strictly=True):
+            for location in pages.locations_of_class(clsid):
+                view = pages.view_at(location, with_value=False)
+                if pages.is_dead(view.exptime, view.last_access, view.cas, strictly=True):
                     continue
                 lines.append(
                     (

@@ -3,20 +3,20 @@
 A workload whose value sizes drift leaves pages stranded in classes nobody writes to any more;
 memcached moves such pages to starving classes. As in memcached, ``slabs reassign`` only *asks*
 for a move (a second request before the mover ran is ``BUSY``); the move itself happens on the
-rebalancer's next step, taking the class's first page, rescuing its live items into free chunks
-elsewhere in the class and evicting those that do not fit. Class 0 is memcached's global page
-pool: pages moved there wait for any class that needs one, or are freed when the budget shrank.
+rebalancer's next step, taking the class's first page, rescuing its live items and the value
+chunks of big items into free chunks elsewhere in the class and evicting those that do not fit.
+Class 0 is memcached's global page pool: pages moved there wait for any class that needs one,
+or are freed when the budget shrank.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from pymcd.store.items import COLD, SEGMENTS
-from pymcd.store.slabs import SLOT_BITS
+from pymcd.store.pages import ItemPages
+from pymcd.store.slabs import SLOT_BITS, SlabClass
 
-if TYPE_CHECKING:  # pragma: no cover
-    from pymcd.store.store import Store
 
 OK = "OK"
 BUSY = "BUSY currently processing reassign request"
@@ -44,8 +44,8 @@ class _Window:
 class Rebalancer:
     """Page moves for one store."""
 
-    def __init__(self, store: "Store") -> None:
-        self.store = store
+    def __init__(self, pages: ItemPages) -> None:
+        self.pages = pages
         self.pending: Optional[Tuple[int, int]] = None
         self._last_pick = 0
         self._window_cur = 0
@@ -58,7 +58,7 @@ class Rebalancer:
 
     def reassign(self, src: int, dst: int) -> str:
         """memcached's slabs_reassign: validate and queue a move of one page, or say why not."""
-        slabs = self.store.slabs
+        slabs = self.pages.slabs
         if self.pending is not None:
             return BUSY
         if src == dst:
@@ -73,12 +73,12 @@ class Rebalancer:
         return OK
 
     def _page_count(self, clsid: int) -> int:
-        slabs = self.store.slabs
+        slabs = self.pages.slabs
         return len(slabs.spare_pages) if clsid == GLOBAL_PAGE_POOL else len(slabs.classes[clsid].pages)
 
     def _pick_any(self, dst: int) -> int:
         """The next class after the last one picked with a page to spare (-1 if none)."""
-        largest = self.store.slabs.largest
+        largest = self.pages.slabs.largest
         for _ in range(largest):
             self._last_pick = self._last_pick + 1 if self._last_pick < largest else 1
             if self._last_pick != dst and self._page_count(self._last_pick) > 1:
@@ -99,52 +99,70 @@ class Rebalancer:
         return True
 
     def _move_page(self, src: int, dst: int) -> None:
-        store = self.store
-        slabs = store.slabs
+        pages = self.pages
+        slabs = pages.slabs
         if src == GLOBAL_PAGE_POOL:
             page_number = slabs.spare_pages.pop(0)
         else:
             cls = slabs.classes[src]
             page_number = cls.pages[0]
-            base = page_number << SLOT_BITS
-            end = base + cls.perslab
-            free_here = {loc for loc in cls.free if base <= loc < end}
-            # Free chunks elsewhere in the class take the rescued items; the class's free list
-            # keeps only this page's chunks (and those freed during the move) until it goes.
-            targets = [loc for loc in cls.free if not base <= loc < end]
-            cls.free = list(free_here)
-            # Chunks holding part of a big item's value: moving them means evicting the item.
-            owners = store.chunk_owners(base, end)
-            for location in range(base, end):
-                if location in free_here:
-                    continue
-                owner = owners.get(location)
-                if owner is not None:
-                    if store.holds_item(owner):
-                        store.slab_reassign_evictions_nomem += 1
-                        store.evict_for_move(owner)
-                elif not store.holds_item(location):
-                    continue  # freed along with a big item evicted above
-                elif targets and not store.is_chained(location):
-                    store.rescue(location, targets.pop())
-                    store.slab_reassign_rescues += 1
-                else:
-                    store.slab_reassign_evictions_nomem += 1
-                    store.evict_for_move(location)
-            cls.free.extend(targets)
+            self._clear_page(cls, page_number)
             slabs.release_page(cls, page_number)
         if dst == GLOBAL_PAGE_POOL:
             slabs.spare_pages.append(page_number)
             self.release_over_limit()
         else:
             slabs.assign_page(slabs.classes[dst], page_number)
-        store.slabs_moved += 1
+        pages.slabs_moved += 1
+
+    def _clear_page(self, cls: SlabClass, page_number: int) -> None:
+        """memcached's slab_rebalance_move over a whole page: each live item whose header is
+        here, and each value chunk of a big item, is copied into a free chunk of the class
+        outside the page (a rescue, or a chunk rescue); with none left the item is evicted.
+        Expired and flushed items just go."""
+        pages = self.pages
+        base = page_number << SLOT_BITS
+        end = base + cls.perslab
+        free_here = {loc for loc in cls.free if base <= loc < end}
+        owners = pages.chunk_owners(base, end)
+        for location in range(base, end):
+            if location in free_here:
+                continue
+            owner = owners.get(location)
+            head = location if owner is None else owner
+            view = pages.view_at(head, with_value=False)
+            if view is None:
+                continue  # freed along with a big item that went earlier in this move
+            if pages.is_dead(view.exptime, view.last_access, view.cas, strictly=True):
+                pages.free_item(head)
+                continue
+            target = self._rescue_target(cls, base, end)
+            if target is None:
+                pages.slab_reassign_evictions_nomem += 1
+                pages.free_item(head)
+            elif owner is None:
+                pages.rescue(location, target)
+                pages.slab_reassign_rescues += 1
+            else:
+                pages.rescue_chunk(owner, location, target)
+                pages.slab_reassign_chunk_rescues += 1
+
+    def _rescue_target(self, cls: SlabClass, base: int, end: int) -> Optional[int]:
+        """A free chunk of the class outside the page being cleared (slab_rebalance_alloc):
+        free chunks of the page itself met on the way are dropped from the free list."""
+        free = cls.free
+        while free:
+            location = free.pop()
+            if not base <= location < end:
+                return location
+            self.pages.slab_reassign_inline_reclaim += 1
+        return None
 
     def release_over_limit(self) -> int:
         """memcached's memory_release: free global-pool pages while over the budget."""
-        slabs = self.store.slabs
+        slabs = self.pages.slabs
         released = 0
-        if not self.store.settings.slab_reassign:
+        if not self.pages.settings.slab_reassign:
             return released
         while slabs.malloced > slabs.memory_limit and slabs.spare_pages:
             slabs.drop_spare(slabs.spare_pages[-1])
@@ -154,18 +172,18 @@ class Rebalancer:
     # ------------------------------------------------------------------ the automover
 
     def _reset_windows(self) -> None:
-        nclasses = len(self.store.slabs.classes)
-        self._window_size = self.store.settings.slab_automove_window
+        nclasses = len(self.pages.slabs.classes)
+        self._window_size = self.pages.settings.slab_automove_window
         self._windows = [[_Window() for _ in range(self._window_size)] for _ in range(nclasses)]
         self._before = self._snapshot()
         self._window_cur = 0
 
     def _snapshot(self) -> List[Tuple[int, int, int]]:
         """(evicted, outofmemory, total_pages) of every class, as slab_automove samples them."""
-        store = self.store
-        evicted, outofmemory = store.per_lru["evicted"], store.per_lru["outofmemory"]
+        pages = self.pages
+        evicted, outofmemory = pages.per_lru["evicted"], pages.per_lru["outofmemory"]
         snapshot = []
-        for cls in store.slabs.classes:
+        for cls in pages.slabs.classes:
             base = cls.clsid * SEGMENTS
             snapshot.append((evicted[base + COLD], sum(outofmemory[base:base + SEGMENTS]), len(cls.pages)))
         return snapshot
@@ -178,8 +196,8 @@ class Rebalancer:
         with the oldest COLD tail gives one to the class evicting the youngest items, when the
         young age is below ``slab_automove_ratio`` of the old one.
         """
-        store = self.store
-        if self._window_size != store.settings.slab_automove_window:
+        pages = self.pages
+        if self._window_size != pages.settings.slab_automove_window:
             self._reset_windows()
         after = self._snapshot()
         evicted_total = sum(a[0] - b[0] for a, b in zip(after, self._before))
@@ -188,25 +206,25 @@ class Rebalancer:
         oldest, oldest_age = -1, 0
         youngest, youngest_age, youngest_evicting = -1, None, False
         src = dst = -1
-        for cls in store.slabs.classes[1:]:
+        for cls in pages.slabs.classes[1:]:
             n = cls.clsid
-            evicted, outofmemory, pages = after[n]
+            evicted, outofmemory, total_pages = after[n]
             evicted_before, oom_before, pages_before = self._before[n]
             window = self._windows[n][self._window_cur % size] = _Window()
             if evicted > evicted_before:
                 window.evicted_ratio = (evicted - evicted_before) / evicted_total
                 window.evicted_seen = 1
                 window.dirty = 1
-            if outofmemory > oom_before or pages > pages_before:
+            if outofmemory > oom_before or total_pages > pages_before:
                 window.dirty = 1
-            window.age = store.tail_age(n, COLD)
+            window.age = pages.tail_age(n, COLD)
             windows = self._windows[n]
             age = sum(w.age for w in windows) // size
             if len(cls.free) > cls.perslab * MIN_PAGES_FOR_RECLAIM and not any(w.dirty for w in windows):
                 src, dst = n, GLOBAL_PAGE_POOL
                 youngest = oldest = -1
                 break
-            if age > oldest_age and pages > MIN_PAGES_FOR_SOURCE:
+            if age > oldest_age and total_pages > MIN_PAGES_FOR_SOURCE:
                 oldest, oldest_age = n, age
             evicted_seen = sum(w.evicted_seen for w in windows)
             evicted_ratio = sum(w.evicted_ratio for w in windows)
@@ -215,14 +233,17 @@ class Rebalancer:
                 youngest, youngest_age, youngest_evicting = n, age, bool(window.evicted_seen)
         self._before = after
         if youngest != -1 and oldest != -1 and self._window_cur > size:
-            if youngest_age < oldest_age * store.settings.slab_automove_ratio and youngest_evicting:
+            if youngest_age < oldest_age * pages.settings.slab_automove_ratio and youngest_evicting:
                 src, dst = oldest, youngest
         return src, dst
 
-    def automove_step(self) -> None:
-        """Once a second with ``slabs automove 1``: decide, and queue the move if there is one."""
-        if self.store.settings.slab_automove != 1:
-            return
+    def automove_step(self) -> bool:
+        """With ``slabs automove 1``: decide, and queue the move if there is one. True when
+        the page goes to the global pool: memcached then decides again at once (within a
+        millisecond) instead of a second later, so free memory drains quickly."""
+        if self.pages.settings.slab_automove != 1:
+            return False
         src, dst = self.automove_decision()
         if src != -1 and dst != -1:
             self.reassign(src, dst)
+        return dst == GLOBAL_PAGE_POOL

@@ -9,17 +9,15 @@ memcached's "rel time": seconds since the store started, refreshed once a second
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from pymcd.store import outcomes, statistics
-from pymcd.store.statistics import PER_CLASS_COUNTERS, PER_LRU_COUNTERS
 from pymcd.store.items import (
     ACTIVE,
     CAS,
     COLD,
     EXPTIME,
     FETCHED,
-    FREE_CHUNK,
     HEADER,
     HEADER_SIZE,
     HOT,
@@ -44,10 +42,10 @@ from pymcd.store.items import (
     accounted_size,
 )
 from pymcd.store.crawler import Crawler
-from pymcd.store.lru import LRULists
+from pymcd.store.pages import ItemPages, ItemView
 from pymcd.store.rebalance import Rebalancer
 from pymcd.store.settings import StoreSettings
-from pymcd.store.slabs import ITEM_HEADER_SIZE, SLOT_BITS, SLOT_MASK, SlabAllocator
+from pymcd.store.slabs import ITEM_HEADER_SIZE, SLOT_BITS, SLOT_MASK
 
 REALTIME_MAXDELTA = 60 * 60 * 24 * 30
 # memcached's maintainer is a thread sleeping 1 ms to 1 s; here it shares the reactor with every
@@ -60,54 +58,23 @@ JUGGLES_PER_CLASS = 100
 CRAWLER_MIN_SLEEP = 0.01
 # memcached's slab mover is woken by a signal; here it looks for queued moves this often.
 REBALANCER_SLEEP = 0.1
+# ... and while the automover drains free pages to the global pool, one page per this.
+REBALANCER_DRAIN_SLEEP = 0.001
 ITEM_UPDATE_INTERVAL = 60
 UINT64 = 2**64
 # memcached starts its clock a little in the past so that rel time 1 is always already expired.
 CLOCK_HEADSTART = ITEM_UPDATE_INTERVAL + 2
 
-class ItemView:
-    """A snapshot of one item, for the meta commands and introspection (not the hot path)."""
-
-    __slots__ = (
-        "key", "flags", "value", "nbytes", "cas", "exptime", "last_access", "fetched", "active",
-        "stale", "token_sent", "key_binary", "clsid", "total_size", "location", "lru",
-    )
-
-    def __init__(self, **fields) -> None:
-        for name, value in fields.items():
-            setattr(self, name, value)
-
-
-class Store:
+class Store(ItemPages):
     """An in-memory cache with memcached's memory discipline and semantics."""
 
     def __init__(self, settings: StoreSettings, clock: Callable[[], float] = time.time) -> None:
-        self.settings = settings
+        super().__init__(settings, clock() - CLOCK_HEADSTART, CLOCK_HEADSTART)
         self._clock = clock
-        self.process_started = clock() - CLOCK_HEADSTART
-        self.now = CLOCK_HEADSTART
-        self.slabs = SlabAllocator(settings)
-        # The allocator's page tables, bound once: the hot paths index them directly.
-        self._pages = self.slabs.pages
-        self._chunk_sizes = self.slabs.page_chunk_size
-        self._page_class = self.slabs.page_class
-        self._largest = self.slabs.largest
-        self._classes = self.slabs.classes
-        self.lru = LRULists(self.slabs)
-        self._index: Dict[bytes, int] = {}
-        self._chains: Dict[int, List[int]] = {}  # head location -> further chunks of big items
         self._last_cas = 0
-        self.oldest_live = 0
-        self.oldest_cas = 0
         self.eviction_listener: Optional[Callable[[ItemView], None]] = None
-        nclasses = len(self.slabs.classes)
-        self.per_class = {name: [0] * nclasses for name in PER_CLASS_COUNTERS}
-        self.per_lru = {name: [0] * (nclasses * SEGMENTS) for name in PER_LRU_COUNTERS}
         self._lru_hits = self.per_lru["hits"]
         self._class_sets = self.per_class["cmd_set"]
-        self._reset_counters()
-        self.curr_items = 0
-        self.bytes = 0
         self.crawler = Crawler(self)
         self.rebalancer = Rebalancer(self)
         self._maintainer_sleep = MAINTAINER_MAX_SLEEP
@@ -137,20 +104,6 @@ class Store:
 
     # ------------------------------------------------------------------ counters
 
-    def _reset_counters(self) -> None:
-        for name in (
-            "get_misses", "get_expired", "get_flushed", "cmd_touch", "touch_misses",
-            "delete_misses", "incr_misses", "decr_misses", "cas_misses", "store_too_large",
-            "store_no_memory", "slabs_moved", "slab_reassign_rescues", "slab_reassign_evictions_nomem",
-            "slab_reassign_busy_items", "lru_maintainer_juggles", "lru_crawler_starts",
-            "total_items",
-        ):
-            setattr(self, name, 0)
-        for counters in self.per_class.values():
-            counters[:] = [0] * len(counters)
-        for counters in self.per_lru.values():
-            counters[:] = [0] * len(counters)
-
     def count_too_large(self) -> None:
         """A storage request refused before its data was read (the text protocol's first pass)."""
         self.store_too_large += 1
@@ -172,7 +125,7 @@ class Store:
         if exptime and exptime <= now:
             if count:
                 self.get_expired += 1
-            self._unlink(location)
+            self.free_item(location)
             return None
         oldest = self.oldest_live
         if oldest and oldest <= now:
@@ -180,7 +133,7 @@ class Store:
             if last_access <= oldest or (self.oldest_cas and cas and cas < self.oldest_cas):
                 if count:
                     self.get_flushed += 1
-                self._unlink(location)
+                self.free_item(location)
                 return None
         return location
 
@@ -212,13 +165,6 @@ class Store:
             return flags, self._chained_value(location, start, nbytes), cas
         return flags, bytes(page[start:start + nbytes]), cas
 
-    def is_flushed(self, last_access: int, cas: int) -> bool:
-        """Written before the last flush_all took effect."""
-        oldest = self.oldest_live
-        if not oldest or oldest > self.now:
-            return False
-        return last_access <= oldest or bool(self.oldest_cas and cas and cas < self.oldest_cas)
-
     def _bump(self, location: int, page: bytearray, offset: int, bits: int) -> None:
         """memcached's fetch bump: first fetch marks FETCHED, the next marks ACTIVE."""
         if not self.settings.lru_segmented:
@@ -245,20 +191,6 @@ class Store:
         self.lru.unlink(location, clsid, accounted)
         TIME.pack_into(page, offset + OFF_TIME, self.now)
         self.lru.link(location, clsid, segment, accounted)
-
-    def _accounted_at(self, page: bytearray, offset: int) -> int:
-        _, _, flags, nbytes, _, nkey = READ.unpack_from(page, offset)
-        return accounted_size(nkey, flags, nbytes, self.settings.use_cas)
-
-    def _chained_value(self, location: int, start: int, nbytes: int) -> bytes:
-        """The value of an item spread over a header chunk and its value chunks."""
-        slabs = self.slabs
-        page, offset = slabs.locate(location)
-        parts = [page[start:offset + slabs.page_chunk_size[location >> SLOT_BITS]]]
-        for further in self._chains[location]:
-            page, offset = slabs.locate(further)
-            parts.append(page[offset:offset + slabs.page_chunk_size[further >> SLOT_BITS]])
-        return b"".join(parts)[:nbytes]
 
     def gat(self, key: bytes, exptime: int) -> Optional[Tuple[int, bytes, int]]:
         """get-and-touch: counted as a touch, as memcached counts gat."""
@@ -390,7 +322,7 @@ class Store:
                     self.unlink(key)
                 return outcomes.NO_MEMORY, 0
             if old is not None:
-                self._unlink(old)
+                self.free_item(old)
         cas = new_cas or self._next_cas()
         bits = (STALE if stale else 0) | (KEY_BINARY if key_binary else 0)
         temp = settings.temp_lru and realtime and realtime - self.now <= settings.temporary_ttl
@@ -480,30 +412,12 @@ class Store:
 
     # ------------------------------------------------------------------ removal
 
-    def _unlink(self, location: int) -> None:
-        """Remove an item: index, LRU and chunks."""
-        slabs = self.slabs
-        page, offset = slabs.locate(location)
-        _, _, flags, nbytes, _, nkey = READ.unpack_from(page, offset)
-        key = bytes(page[offset + HEADER_SIZE:offset + HEADER_SIZE + nkey])
-        clsid = page[offset + OFF_CLSID]
-        accounted = accounted_size(nkey, flags, nbytes, self.settings.use_cas)
-        self.lru.unlink(location, clsid, accounted)
-        if self._index.get(key) == location:
-            del self._index[key]
-        for further in self._chains.pop(location, ()):
-            slabs.free(further)
-        page[offset + OFF_LRU] = FREE_CHUNK
-        slabs.free(location)
-        self.curr_items -= 1
-        self.bytes -= accounted
-
     def unlink(self, key: bytes) -> bool:
         """Drop an item without counting a delete (memcached does this after a failed SET)."""
         location = self._index.get(key)
         if location is None:
             return False
-        self._unlink(location)
+        self.free_item(location)
         return True
 
     def delete(self, key: bytes, cas: int = 0) -> int:
@@ -515,7 +429,7 @@ class Store:
         if cas and CAS.unpack_from(page, offset + OFF_CAS)[0] != cas:
             return outcomes.EXISTS
         self.per_class["delete_hits"][page[offset + OFF_CLSID]] += 1
-        self._unlink(location)
+        self.free_item(location)
         return outcomes.DELETED
 
     def flush_all(self, delay: int = 0) -> None:
@@ -581,28 +495,6 @@ class Store:
         return outcomes.DELTA_OK, number, new_cas
 
     # ------------------------------------------------------------------ item views (meta)
-
-    def _view(self, location: int, key: Optional[bytes] = None, with_value: bool = True) -> ItemView:
-        page, offset = self.slabs.locate(location)
-        (exptime, last_access, flags, nbytes, cas, nkey, bits, lru, clsid, _, _) = \
-            HEADER.unpack_from(page, offset)
-        start = offset + HEADER_SIZE
-        if key is None:
-            key = bytes(page[start:start + nkey])
-        if not with_value:
-            value = b""
-        elif location in self._chains:
-            value = self._chained_value(location, start + nkey, nbytes)
-        else:
-            value = bytes(page[start + nkey:start + nkey + nbytes])
-        return ItemView(
-            key=key, flags=flags, value=value, nbytes=nbytes, cas=cas, exptime=exptime,
-            last_access=last_access, fetched=bool(bits & FETCHED), active=bool(bits & ACTIVE),
-            stale=bool(bits & STALE), token_sent=bool(bits & TOKEN_SENT),
-            key_binary=bool(bits & KEY_BINARY), clsid=clsid,
-            total_size=accounted_size(nkey, flags, nbytes, self.settings.use_cas),
-            location=location, lru=lru,
-        )
 
     def peek(self, key: bytes) -> Optional[ItemView]:
         """The item as it is, without bumping it or counting anything (None if dead)."""
@@ -670,7 +562,7 @@ class Store:
                 per_lru["reclaimed"][index] += 1
                 if not bits & FETCHED:
                     per_lru["expired_unfetched"][index] += 1
-                self._unlink(location)
+                self.free_item(location)
                 removed += 1
                 location = above
                 continue
@@ -704,7 +596,7 @@ class Store:
                         per_lru["evicted_active"][index] += 1
                     if self.eviction_listener is not None:
                         self.eviction_listener(self._view(location))
-                    self._unlink(location)
+                    self.free_item(location)
                     removed += 1
                     if settings.slab_automove == 2:
                         self.rebalancer.reassign(-1, clsid)
@@ -721,14 +613,6 @@ class Store:
         accounted = self._accounted_at(page, offset)
         self.lru.unlink(location, clsid, accounted)
         self.lru.link(location, clsid, segment, accounted)
-
-    def tail_age(self, clsid: int, segment: int) -> int:
-        """Seconds since the tail item of a list was last touched (0 if the list is empty)."""
-        tail = self.lru.tails[clsid * SEGMENTS + segment]
-        if tail < 0:
-            return 0
-        page, offset = self.slabs.locate(tail)
-        return self.now - TIME.unpack_from(page, offset + OFF_TIME)[0]
 
     def juggle(self, clsid: int) -> int:
         """One class's maintenance pass (memcached's lru_maintainer_juggle); returns moves.
@@ -767,16 +651,6 @@ class Store:
 
     # ------------------------------------------------------------------ iteration
 
-    def locations_of_class(self, clsid: int) -> List[int]:
-        """Every linked item of a class, tail first per LRU (for the crawler and dumps)."""
-        found = []
-        for segment in (HOT, WARM, COLD, TEMP):
-            location = self.lru.tails[clsid * SEGMENTS + segment]
-            while location >= 0:
-                found.append(location)
-                location = self.lru.previous(location)
-        return found
-
     def cold_items(self, clsid: int, limit: int) -> List[ItemView]:
         """Up to ``limit`` (0: all) items from the head of a class's COLD LRU, binary keys left
         out (memcached's cachedump)."""
@@ -792,65 +666,7 @@ class Store:
             location = LINKS.unpack_from(page, offset + OFF_LINKS)[1]
         return views
 
-    def view_at(self, location: int, with_value: bool = True) -> Optional[ItemView]:
-        """The item whose header is in a chunk, or None if there is none any more: walks that
-        span several steps (the crawler's) may find a chunk freed, or reused for a value."""
-        page, offset = self.slabs.locate(location)
-        if page[offset + OFF_LRU] == FREE_CHUNK:
-            return None
-        view = self._view(location, with_value=False)
-        if self._index.get(view.key) != location:
-            return None
-        return self._view(location, view.key) if with_value else view
-
-    def is_dead(self, exptime: int, last_access: int, cas: int, strictly: bool = False) -> bool:
-        """Expired or flushed: memcached's two reasons an item no longer exists. The crawler
-        and metadump (``strictly``) still count an item expiring this very second as alive."""
-        if exptime and (exptime < self.now or (exptime == self.now and not strictly)):
-            return True
-        return self.is_flushed(last_access, cas)
-
-    def reclaim(self, location: int) -> None:
-        """Unlink an item found dead by the crawler."""
-        self._unlink(location)
-
     # ------------------------------------------------------------------ page moves
-
-    def rescue(self, location: int, target: int) -> None:
-        """Copy a live single-chunk item into ``target``, a free chunk of its class taken off
-        the free list by the caller (the page mover); the old chunk goes on the free list."""
-        slabs = self.slabs
-        cls = slabs.classes[slabs.page_class[location >> SLOT_BITS]]
-        page, offset = slabs.locate(location)
-        _, _, flags, nbytes, _, nkey = READ.unpack_from(page, offset)
-        size = HEADER_SIZE + nkey + nbytes
-        accounted = accounted_size(nkey, flags, nbytes, self.settings.use_cas)
-        clsid = page[offset + OFF_CLSID]
-        segment = self.lru.unlink(location, clsid, accounted)
-        new_page, new_offset = slabs.locate(target)
-        new_page[new_offset:new_offset + size] = page[offset:offset + size]
-        self.lru.link(target, clsid, segment, accounted)
-        key = bytes(page[offset + HEADER_SIZE:offset + HEADER_SIZE + nkey])
-        self._index[key] = target
-        page[offset + OFF_LRU] = FREE_CHUNK
-        cls.free.append(location)
-
-    def is_chained(self, location: int) -> bool:
-        """Whether the item whose header is here spreads over several chunks."""
-        return location in self._chains
-
-    def chunk_owners(self, start: int, end: int) -> Dict[int, int]:
-        """Value chunks of big items in ``[start, end)``, mapped to their items' header chunks."""
-        return {further: head for head, chain in self._chains.items()
-                for further in chain if start <= further < end}
-
-    def holds_item(self, location: int) -> bool:
-        """Whether an item's header is in this chunk right now."""
-        return self.view_at(location, with_value=False) is not None
-
-    def evict_for_move(self, location: int) -> None:
-        """Drop an item whose page is being moved and which could not be rescued."""
-        self._unlink(location)
 
     # ------------------------------------------------------------------ maintainers
 
@@ -880,12 +696,15 @@ class Store:
         return 1.0
 
     def rebalancer_step(self) -> float:
-        """Carry out a queued page move; once a second, let the automover queue one."""
+        """Carry out a queued page move; once a second, let the automover queue one (again at
+        once while it is handing free pages to the global pool)."""
+        draining = False
         if self._last_automove_check != self.now:
-            self._last_automove_check = self.now
-            self.rebalancer.automove_step()
+            draining = self.rebalancer.automove_step()
+            if not draining:
+                self._last_automove_check = self.now
         self.rebalancer.step()
-        return REBALANCER_SLEEP
+        return REBALANCER_DRAIN_SLEEP if draining else REBALANCER_SLEEP
 
     def slabs_reassign(self, src: int, dst: int) -> str:
         return self.rebalancer.reassign(src, dst)
@@ -900,7 +719,7 @@ class Store:
     # ------------------------------------------------------------------ stats
 
     def general_stats(self) -> list:
-        return statistics.general_stats(self)
+        return statistics.general_stats(self, self.crawler.running, self.rebalancer.pending is not None)
 
     def slabs_stats(self) -> list:
         return statistics.slabs_stats(self)
@@ -909,7 +728,7 @@ class Store:
         return statistics.items_stats(self)
 
     def sizes_stats(self) -> list:
-        return statistics.sizes_stats(self)
+        return statistics.sizes_stats(self, self.sizes_cas_min)
 
     def enable_size_tracking(self) -> list:
         """``stats sizes_enable``: count items stored from now on (needs CAS to tell them)."""
@@ -925,12 +744,6 @@ class Store:
         self.settings.track_sizes = False
         return [("sizes_status", "disabled")]
 
-    def reset_stats(self) -> None:
-        self._reset_counters()
-
     def slab_class_lines(self) -> List[str]:
         return self.slabs.slab_class_lines()
 
-    @property
-    def index_size(self) -> int:
-        return len(self._index)

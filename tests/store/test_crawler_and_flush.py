@@ -74,7 +74,7 @@ def test_lru_crawler_crawl_replies(clocked) -> None:
     assert store.crawler.crawl(b"hash") == "ERROR an unknown error happened"
     store.crawler.disable()
     assert store.crawler.crawl(b"all") == "CLIENT_ERROR lru crawler disabled"
-    assert store.crawler.metadump(b"all") == [b"CLIENT_ERROR lru crawler disabled\r\n"]
+    assert store.crawler.metadump_refusal() == "CLIENT_ERROR lru crawler disabled"
     assert store.crawler.enable() and not store.crawler.enable()
 
 
@@ -112,7 +112,7 @@ def test_metadump_lines(clocked) -> None:
 
 def test_metadump_refused_under_minus_X(clocked) -> None:
     store = clocked(dump_enabled=False).store
-    assert store.crawler.metadump(b"all") == [b"ERROR metadump not allowed\r\n"]
+    assert store.crawler.metadump_refusal() == "ERROR metadump not allowed"
 
 
 def test_flush_all_invalidates_without_scanning(clocked) -> None:

@@ -164,3 +164,73 @@ def test_moving_a_page_with_value_chunks_evicts_their_items(clocked) -> None:
     assert c.stat("slab_reassign_evictions_nomem") == 1  # the first page held big0's first value chunk
     assert store.get(b"big0") is None and store.get(b"big1")[1] == b"b" * 1_000_000
     assert c.slab_stat(largest, "used_chunks") == 6 and c.slab_stat(2, "used_chunks") == 3
+
+
+def big_value(number: int) -> bytes:
+    return (b"%07d|" % number) * 1375  # 11,000 bytes: a header chunk and three value chunks
+
+
+HEADER_CLASS = 2  # 120-byte chunks, 8738 a page: a big item's header chunk, or a 40-byte value
+HEADERS_PER_PAGE = 8738
+
+
+def test_a_moved_page_rescues_value_chunks_and_chained_headers(clocked) -> None:
+    """With 4 KiB chunks, big items are chains; moving a page of value chunks copies each
+    chunk elsewhere in its class, moving a page of header chunks copies each header with the
+    chain it heads, and every value reads back whole."""
+    c = clocked(slab_chunk_max=4096)
+    store = c.store
+    small = b"s" * 40
+    for number in range(HEADERS_PER_PAGE - 38):
+        store.store(outcomes.SET, b"s%05d" % number, 0, 0, small)
+    for number in range(600):  # 38 headers end the first page of class 2, the rest start a second
+        store.store(outcomes.SET, b"n%d" % number, 0, 0, big_value(number))
+    for number in range(0, 600, 3):
+        store.delete(b"n%d" % number)
+    for number in range(5000):
+        store.delete(b"s%05d" % number)
+    first_header = store.peek(b"n0").location if store.peek(b"n0") else store.peek(b"n1").location
+    assert store.slabs.page_class[first_header >> 16] == HEADER_CLASS
+    assert store.slabs_reassign(store.slabs.largest, 0) == OK  # a page of value chunks
+    store.rebalancer.step()
+    assert c.stat("slab_reassign_chunk_rescues") > 0 and c.stat("slab_reassign_rescues") == 0
+    assert store.slabs_reassign(HEADER_CLASS, 0) == OK  # small items and 25 chained headers
+    store.rebalancer.step()
+    assert c.stat("slab_reassign_rescues") == HEADERS_PER_PAGE - 38 - 5000 + 25
+    assert c.stat("slab_reassign_evictions_nomem") == 0 and c.stat("slab_global_page_pool") == 2
+    assert c.stat("curr_items") == HEADERS_PER_PAGE - 38 - 5000 + 400
+    for number in range(600):
+        expected = None if number % 3 == 0 else big_value(number)
+        found = store.get(b"n%d" % number)
+        assert (found and found[1]) == expected
+    assert store.get(b"s05000")[1] == small
+
+
+def test_expired_items_of_a_moved_page_just_go(clocked) -> None:
+    """memcached neither rescues nor counts an eviction for an item already dead."""
+    c = clocked()
+    store = c.store
+    fill(store, 0, PER_PAGE, exptime=5)
+    fill(store, PER_PAGE, PER_PAGE + 10)
+    c.advance(6)
+    assert store.slabs_reassign(CLASS, 0) == OK
+    store.rebalancer.step()
+    assert c.stat("slab_reassign_rescues") == 0 and c.stat("slab_reassign_evictions_nomem") == 0
+    assert c.stat("curr_items") == PER_PAGE + 10
+    assert len(present(store, PER_PAGE, PER_PAGE + 10)) == PER_PAGE + 10
+
+
+def test_automove_drains_free_pages_without_waiting_a_second_each(clocked) -> None:
+    """After it gave a page to the global pool, memcached's automover decides again at once."""
+    c = clocked(slab_automove=1, slab_automove_window=3)
+    store = c.store
+    fill(store, 0, 8 * PER_PAGE)
+    for number in range(8 * PER_PAGE):
+        store.delete(b"k%05d" % number)
+    for _ in range(4):  # the window must see no page growth, evictions or failures
+        c.advance(1)
+        store.rebalancer_step()
+    for _ in range(10):  # within the same second
+        store.rebalancer_step()
+    # Free chunks over 2.5 pages' worth keep going: 8 pages end as 2 in the class, 6 in the pool.
+    assert c.stat("slab_global_page_pool") == 6 and c.slab_stat(CLASS, "total_pages") == 2

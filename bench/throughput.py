@@ -8,7 +8,11 @@ its lean reactor (its default); ``pymcd-stock`` is the same server on Twisted's 
 reactor, which the ceiling also uses.
 
     python bench/throughput.py [--time 10s] [--binary] [--udp] [--rounds 1]
-                               [--client memcaslap|pymcd-slap]
+                               [--client memcaslap|pymcd-slap] [--baseline SRC]
+
+``--baseline SRC`` adds ``pymcd-baseline``: pymcd imported from another source tree (say an
+export of main: ``git archive main | tar -x -C /tmp/base``), to measure a change before and
+after in one run.
 
 Writes bench/results/throughput-<protocol>-<timestamp>.json and prints a table.
 """
@@ -37,7 +41,8 @@ from harness import (
 CEILING = ROOT.parent / "shared" / "bench" / "ceiling_twisted.py"
 
 
-def server_commands(port: int, udp: bool, binary: bool) -> Dict[str, List[str]]:
+def server_commands(port: int, udp: bool, binary: bool,
+                    baseline: Optional[str] = None) -> Dict[str, List[str]]:
     udp_port = str(port) if udp else "0"
     commands = {
         "pymcd": [sys.executable, "-m", "pymcd", "-p", str(port), "-U", udp_port,
@@ -48,6 +53,8 @@ def server_commands(port: int, udp: bool, binary: bool) -> Dict[str, List[str]]:
         "memcached": [shutil.which("memcached") or "memcached", "-p", str(port), "-U", udp_port,
                       "-l", "127.0.0.1", "-t", "1", "-u", "root"],
     }
+    if baseline:
+        commands["pymcd-baseline"] = ["env", "PYTHONPATH=" + baseline] + commands["pymcd"]
     # The ceiling speaks only the text protocol over TCP.
     if not udp and not binary and CEILING.exists():
         commands["ceiling"] = [sys.executable, str(CEILING), str(port)]
@@ -98,6 +105,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--udp", action="store_true", help="UDP (memcaslap -U)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the whole comparison")
     parser.add_argument("--servers", default="pymcd,pymcd-stock,memcached,ceiling")
+    parser.add_argument("--baseline", help="source tree of a pymcd to compare (pymcd-baseline)")
     parser.add_argument("--client", choices=sorted(CLIENTS), default="memcaslap",
                         help="load generator (pymcd-slap takes the same options)")
     args = parser.parse_args(argv)
@@ -105,6 +113,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("memcaslap not found: apt-get install libmemcached-tools", file=sys.stderr)
         return 2
     wanted = args.servers.split(",")
+    if args.baseline and "pymcd-baseline" not in wanted:
+        wanted.append("pymcd-baseline")
     protocol = "udp" if args.udp else ("binary" if args.binary else "ascii")
     with tempfile.NamedTemporaryFile("w", suffix=".cnf", delete=False) as handle:
         handle.write(MIXED_WORKLOAD)
@@ -116,7 +126,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             # Alternate the order so that drift on the machine does not favour one server.
             for name in wanted if round_number % 2 == 0 else list(reversed(wanted)):
                 port = free_port()
-                command = server_commands(port, args.udp, args.binary).get(name)
+                command = server_commands(port, args.udp, args.binary, args.baseline).get(name)
                 if command is not None:
                     figures[name] = measure(name, command, args, config, port)
             rounds.append(figures)
@@ -126,7 +136,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     # Each round measures the servers back to back, so a ratio within a round is the least
     # disturbed figure on a noisy machine; the median over rounds is what is reported.
     ratios = {}
-    for a, b in (("pymcd", "ceiling"), ("pymcd-stock", "ceiling"), ("pymcd", "memcached"),
+    for a, b in (("pymcd", "pymcd-baseline"), ("pymcd", "ceiling"), ("pymcd-stock", "ceiling"), ("pymcd", "memcached"),
                  ("pymcd-stock", "memcached"), ("ceiling", "memcached")):
         if a in summary and b in summary:
             ratios["%s/%s" % (a, b)] = statistics.median(r[a]["tps"] / r[b]["tps"] for r in rounds)

@@ -13,6 +13,14 @@ from typing import TYPE_CHECKING, List, Optional
 if TYPE_CHECKING:  # pragma: no cover
     from pymcd.context import ServerContext
 
+# Backpressure: how many reply bytes a connection may have waiting to be sent before it stops
+# reading requests (the transport's write buffer), and how many one batch of requests may
+# produce before the machine yields so that the batch can be written first. Twice the default
+# largest item (-I 1m): a healthy client of full-size items is never paused, while a client
+# that does not read costs a few MiB (about what the kernel buffers for a loopback socket
+# anyway), never memory in proportion to the requests it sends.
+OUTPUT_BOUND = 2 * 1024 * 1024
+
 
 class Session:
     """One connection's state as commands see it."""
@@ -39,6 +47,7 @@ class Session:
         "udp",
         "last_cmd_time",
         "proxy",
+        "reply_bytes",
     )
 
     def __init__(
@@ -75,6 +84,18 @@ class Session:
         self.last_cmd_time = 0
         # The proxy client connection this session belongs to, in proxy mode (pymcd.proxy).
         self.proxy = None
+        # Value bytes queued on ``out`` since the last write: the machines yield past
+        # OUTPUT_BOUND (only commands that return values count, the rest are small).
+        self.reply_bytes = 0
+
+    def take_output(self) -> bytes:
+        """Everything queued on ``out``, as one string to write; the queue starts afresh."""
+        out = self.out
+        data = out[0] if len(out) == 1 else b"".join(out)
+        del out[:]
+        self.flushed = 0
+        self.reply_bytes = 0
+        return data
 
     def reply(self, line: bytes) -> None:
         """Queue a one-line reply (with its CRLF), honouring noreply as memcached's out_string does."""

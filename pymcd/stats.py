@@ -64,6 +64,7 @@ class ServerStats:
         self.auth_errors = 0
         self.idle_kicks = 0
         self.conn_yields = 0
+        self.response_obj_oom = 0
         self.listen_disabled_num = 0
         self.ssl_handshake_errors = 0
         self.ssl_new_sessions = 0
@@ -97,6 +98,7 @@ class ServerStats:
             ("total_connections", self.total_connections),
             ("rejected_connections", self.rejected_connections),
             ("connection_structures", self.connection_structures),
+            ("response_obj_oom", self.response_obj_oom),
             ("reserved_fds", 20),
             ("cmd_flush", self.cmd_flush),
             ("cmd_meta", self.cmd_meta),

@@ -33,11 +33,14 @@ class MachineConnection:
             self.machine = TextMachine(self.session, context.commands.text_dispatch)
 
     def raw(self, data: bytes) -> bytes:
-        while self.machine.receive(data):
+        """The replies to ``data``, drained after every yield as the stream layer writes them."""
+        replies = []
+        while True:
+            more = self.machine.receive(data)
+            replies.append(self.session.take_output())
+            if not more:
+                return b"".join(replies)
             data = b""
-        out = b"".join(self.session.out)
-        del self.session.out[:]
-        return out
 
     __call__ = raw
 

@@ -9,7 +9,7 @@ object for the handshake, so of several handshake replies produced from one read
 is sent.
 
 A connection that sends 2 KiB without a newline before authenticating is closed, as memcached
-closes it; a binary-protocol client (``-Y`` forces the text protocol) gets no answer until a
+closes it, and so is one whose credentials block does not fit memcached's 16 KiB read buffer; a binary-protocol client (``-Y`` forces the text protocol) gets no answer until a
 newline shows up in its bytes, then ``CLIENT_ERROR unauthenticated``.
 """
 
@@ -26,6 +26,7 @@ BAD_TERMINATION = b"CLIENT_ERROR bad command line termination\r\n"
 STORED = b"STORED\r\n"
 
 MAX_LINE_WITHOUT_NEWLINE = 2048
+READ_BUFFER_SIZE = 16384  # memcached's per-connection read buffer
 UINT32_MASK = 0xFFFFFFFF
 C_WHITESPACE = b" \t\n\v\f\r"
 
@@ -98,6 +99,11 @@ class AsciiAuthHandshake:
                 session.out.append(reply)
                 return data[pos:]
         self._buffer = data[pos:]
+        if self._want is not None and len(self._buffer) >= READ_BUFFER_SIZE:
+            # memcached waits for the block in its fixed read buffer and hangs up when that
+            # fills: an unauthenticated client cannot make the server hold more.
+            session.close()
+            return None
         if reply is not None:
             session.out.append(reply)
         return None

@@ -34,6 +34,15 @@ class TextCommand:
     allowed_before_auth = False
     arity = (1, None)
 
+    def responses(self, tokens: List[bytes]) -> int:
+        """How many of memcached's response objects the request needs (a get: one per key)."""
+        return 1
+
+    def out_of_responses(self, session) -> None:
+        """memcached's answer when the request's response objects cannot all be had: it
+        hangs up (a multi-get answers an error instead)."""
+        session.close()
+
     def begin(self, session, tokens: List[bytes]) -> Optional[int]:
         raise NotImplementedError("%s carries no data block" % type(self).__name__)
 

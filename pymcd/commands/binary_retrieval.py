@@ -63,6 +63,7 @@ class Retrieve(BinaryCommand):
             self._miss(session, request)
             return
         flags, value, cas = hit
+        session.reply_bytes += len(value)
         packet = pack_response(request.opcode, request.opaque, Status.SUCCESS, FLAGS.pack(flags),
                                key if self.with_key else b"", value if self.with_value else b"",
                                cas)

@@ -67,8 +67,16 @@ class Authenticate(SaslCommand):
 
     def begin(self, session, request: BinaryRequest):
         length = super().begin(session, request)
-        if length is not None and len(request.key) > MECHANISM_MAX_LENGTH:
+        if length is None:
+            return None
+        if len(request.key) > MECHANISM_MAX_LENGTH:
             fail(session, request, Status.EINVAL)
+            session.swallow(length)
+            return None
+        # memcached reads the data into an item of its own: what needs a chain of chunks
+        # (over 512 KiB) is refused unread, so nobody buffers much before authenticating.
+        if not session.store.fits_one_chunk(len(request.key), length + 2):
+            fail(session, request, Status.ENOMEM)
             session.swallow(length)
             return None
         return length

@@ -27,7 +27,7 @@ from pymcd.protocol.meta_flags import (
     parse_meta_flags,
     too_many_tokens,
 )
-from pymcd.protocol.numbers import INT32_MAX, parse_i32
+from pymcd.protocol.numbers import parse_data_length
 from pymcd.store import outcomes
 from pymcd.store.items import SEGMENTS, TOKEN_SENT
 from pymcd.event_log import ITEM_EVENTS, log_lookup, log_store
@@ -182,6 +182,7 @@ class MetaGet(MetaCommand):
         parts.append(CRLF)
         if flags.value:
             parts += (item.value, CRLF)
+            session.reply_bytes += len(item.value)
         session.out.append(b"".join(parts))
         if not flags.no_update:
             store.bump(key)
@@ -226,8 +227,8 @@ class MetaSet(TextCommand):
         if too_many_tokens(tokens):
             session.error(TOO_LONG + CRLF)
             return None
-        length = parse_i32(tokens[2])
-        if length is None or length < 0 or length > INT32_MAX - 2:
+        length = parse_data_length(tokens[2])
+        if length is None:
             session.error(BAD_FORMAT)
             return None
         try:

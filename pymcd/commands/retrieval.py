@@ -8,6 +8,12 @@ from pymcd.commands.base import BAD_FORMAT, END, INVALID_EXPTIME, KEY_MAX_LENGTH
 from pymcd.protocol.numbers import parse_i32
 from pymcd.event_log import FETCHERS, logged_fetch
 
+# pymcd copies values out of its pages into the reply, so unlike memcached (which points at
+# its items) a multi-get's reply costs its size in memory: one get may return at most this
+# much, past it the client gets memcached's out-of-memory answer instead.
+MULTIGET_REPLY_LIMIT = 64 * 1024 * 1024
+GET_OUT_OF_MEMORY = b"SERVER_ERROR out of memory writing get response\r\n"
+
 
 class Retrieve(TextCommand):
     """Fetch one or many keys; ``with_cas`` adds the CAS unique, ``touch`` makes it gat/gats."""
@@ -35,6 +41,7 @@ class Retrieve(TextCommand):
         fetch = (lambda key: store.gat(key, exptime)) if self.touch else store.get
         if session.server.event_log.flags & FETCHERS:
             fetch = logged_fetch(session, fetch)
+        size = 0
         for key in keys:
             if len(key) > KEY_MAX_LENGTH:
                 # memcached kills every response stacked since the last write, not only this
@@ -47,14 +54,29 @@ class Retrieve(TextCommand):
                 self._trace_key(session, key, hit is not None)
             if hit is not None:
                 flags, data, cas = hit
+                size += len(data)
+                if size > MULTIGET_REPLY_LIMIT:
+                    session.server.stats.response_obj_oom += 1
+                    self.out_of_responses(session)
+                    return
                 if self.with_cas:
                     out.append(b"VALUE %s %d %d %d\r\n%s\r\n" % (key, flags, len(data), cas, data))
                 else:
                     out.append(b"VALUE %s %d %d\r\n%s\r\n" % (key, flags, len(data), data))
+        session.reply_bytes += size
         if verbose > 1:
             session.server.trace(">%d END" % session.conn_id)
         out.append(END)
         session.flushed = len(out)
+
+    def responses(self, tokens: List[bytes]) -> int:
+        return max(1, len(tokens) - (2 if self.touch else 1))
+
+    def out_of_responses(self, session) -> None:
+        """memcached's answer when a multi-get runs out of response objects (here also when
+        its values would pass MULTIGET_REPLY_LIMIT): the responses stacked so far are dropped."""
+        del session.out[session.flushed:]
+        session.error(GET_OUT_OF_MEMORY)
 
     @staticmethod
     def _trace_key(session, key: bytes, found: bool) -> None:

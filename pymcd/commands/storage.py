@@ -47,7 +47,7 @@ class Store(TextCommand):
             session.reply(BAD_FORMAT)
             return None
         numbers = parse_storage_numbers(tokens[2], tokens[3], tokens[4])
-        if numbers is None or numbers[2] < 0 or (self.with_cas and parse_u64(tokens[5]) is None):
+        if numbers is None or (self.with_cas and parse_u64(tokens[5]) is None):
             session.reply(BAD_FORMAT)
             return None
         flags, _, length = numbers

@@ -19,12 +19,13 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from pymcd.interfaces import IBinaryCommand
 from pymcd.protocol.pending_input import PendingInput
-from pymcd.session import Session
+from pymcd.session import OUTPUT_BOUND, Session
 
 REQUEST_MAGIC = 0x80
 RESPONSE_MAGIC = 0x81
 RAW_BYTES = 0
 KEY_MAX_LENGTH = 250
+INT32_MAX = 2**31 - 1
 
 # magic, opcode, key length, extras length, data type, vbucket/status, body length, opaque, cas.
 HEADER = struct.Struct(">BBHBBHIIQ")
@@ -325,8 +326,9 @@ class BinaryMachine:
             if session.swallow_bytes:
                 pos += session.swallowed(size - pos)
                 continue
-            if budget <= 0:
-                server.stats.conn_yields += 1
+            if budget <= 0 or session.reply_bytes >= OUTPUT_BOUND:
+                if budget <= 0:
+                    server.stats.conn_yields += 1
                 self.pending_input.keep(data[pos:])
                 return True
             if size - pos < HEADER_SIZE:
@@ -386,9 +388,11 @@ class BinaryMachine:
             return
         if command is None:
             # The extras and key are read already; memcached then discards as many bytes as
-            # the whole body announced, so a body with a key eats into the next request.
+            # the whole body announced, so a body with a key eats into the next request. It
+            # counts them in an int: a body of 2 GiB or more is not discarded at all.
             send_error(session, request, Status.UNKNOWN_COMMAND)
-            session.swallow(bodylen)
+            if bodylen <= INT32_MAX:
+                session.swallow(bodylen)
             return
         if request.opcode not in self._staged:
             request.value = b""

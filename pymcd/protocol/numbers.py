@@ -11,7 +11,10 @@ from typing import Optional, Tuple
 
 UINT32_MAX = 0xFFFFFFFF
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 UINT64_MAX = 2**64 - 1
+# The largest data block memcached reads: its length plus the CRLF must fit an int.
+MAX_DATA_LENGTH = INT32_MAX - 2
 
 
 def _digits(token: bytes) -> Optional[int]:
@@ -56,6 +59,22 @@ def parse_i32(token: bytes) -> Optional[int]:
     return value
 
 
+def parse_data_length(token: bytes) -> Optional[int]:
+    """A storage line's data length as memcached reads it: safe_strtol parses a long (64 bits)
+    and stores it into an int32, so ``4294967297`` is a 1-byte block; the result must lie in
+    0..MAX_DATA_LENGTH."""
+    negative = token[:1] == b"-"
+    value = _digits(token[1:] if negative else token)
+    if value is None:
+        return None
+    if negative:
+        value = -value
+    if value < INT64_MIN or value > INT64_MAX:
+        return None
+    value = (value + 2**31) % 2**32 - 2**31
+    return value if 0 <= value <= MAX_DATA_LENGTH else None
+
+
 def parse_storage_numbers(flags: bytes, exptime: bytes, length: bytes) -> Optional[Tuple[int, int, int]]:
     """The flags, exptime and length of a storage line, or None if any is malformed.
 
@@ -64,10 +83,7 @@ def parse_storage_numbers(flags: bytes, exptime: bytes, length: bytes) -> Option
     """
     if flags.isdigit() and exptime.isdigit() and length.isdigit():
         numbers = int(flags), int(exptime), int(length)
-        if numbers[0] <= UINT32_MAX and numbers[1] <= INT32_MAX and numbers[2] <= INT32_MAX:
+        if numbers[0] <= UINT32_MAX and numbers[1] <= INT32_MAX and numbers[2] <= MAX_DATA_LENGTH:
             return numbers
-        if numbers[0] <= UINT64_MAX and numbers[1] <= INT32_MAX and numbers[2] <= INT32_MAX:
-            return numbers[0] & UINT32_MAX, numbers[1], numbers[2]
-        return None
-    parsed = parse_u32(flags), parse_i32(exptime), parse_i32(length)
+    parsed = parse_u32(flags), parse_i32(exptime), parse_data_length(length)
     return None if None in parsed else parsed

@@ -18,11 +18,15 @@ from pymcd.commands.base import ERROR
 from pymcd.commands.registry import TextDispatch
 from pymcd.protocol.pending_input import PendingInput
 from pymcd.protocol.states import StateTrace
-from pymcd.session import Session
+from pymcd.session import OUTPUT_BOUND, Session
 
 # memcached keeps a line without a newline only while it may be a large multiget.
 MAX_LINE_WITHOUT_NEWLINE = 2048
 MAX_LEADING_SPACES = 100
+# memcached grows its read buffer without end for a multiget line; pymcd stops at 2 MiB with
+# the answer memcached gives when that growth fails, and closes.
+MAX_MULTIGET_LINE = 2 * 1024 * 1024
+OUT_OF_MEMORY_READING = b"SERVER_ERROR out of memory reading request\r\n"
 BAD_DATA_CHUNK = b"CLIENT_ERROR bad data chunk\r\n"
 CRLF = b"\r\n"
 
@@ -34,6 +38,9 @@ class TextMachine:
         self.session = session
         self.dispatch = dispatch
         self.requests_per_event = session.server.settings.reqs_per_event
+        # -o read_buf_mem_limit: responses stacked since the last write, and how many may be.
+        self.response_limit = session.server.response_limit
+        self._stacked = 0
         self.pending_input = PendingInput()
         # The storage request waiting for its data block: (command, tokens, length).
         self._pending = None
@@ -70,6 +77,8 @@ class TextMachine:
         dispatch = self.dispatch
         session.last_cmd_time = session.store.now
         budget = self.requests_per_event
+        response_limit = self.response_limit
+        self._stacked = 0
         pos = 0
         size = len(data)
         while pos < size:
@@ -95,15 +104,21 @@ class TextMachine:
             if session.swallow_bytes:
                 pos += session.swallowed(size - pos)
                 continue
-            if budget <= 0:
-                server.stats.conn_yields += 1
+            if budget <= 0 or session.reply_bytes >= OUTPUT_BOUND:
+                if budget <= 0:
+                    server.stats.conn_yields += 1
                 self.pending_input.keep(data[pos:])
                 return True
             eol = data.find(b"\n", pos)
             if eol < 0:
-                if size - pos > MAX_LINE_WITHOUT_NEWLINE and not self._may_be_long_get(data, pos):
-                    session.close()
-                    return False
+                if size - pos > MAX_LINE_WITHOUT_NEWLINE:
+                    if not self._may_be_long_get(data, pos):
+                        session.close()
+                        return False
+                    if size - pos > MAX_MULTIGET_LINE:
+                        session.error(OUT_OF_MEMORY_READING)
+                        session.quit()
+                        return False
                 self.pending_input.keep(data[pos:])
                 break
             line = data[pos:eol - 1] if eol - pos > 1 and data[eol - 1] == 13 else data[pos:eol]
@@ -118,6 +133,10 @@ class TextMachine:
             if b"" in tokens:
                 tokens = [token for token in tokens if token]
             entry = dispatch.get(tokens[0]) if tokens else None
+            if response_limit and not self._claim_responses(entry, tokens):
+                if session.close_now:
+                    return False
+                continue
             if entry is None:
                 self._unknown(tokens)
             else:
@@ -132,6 +151,8 @@ class TextMachine:
                             session.state = "conn_nread"
                 else:
                     command.execute(session, tokens, None)
+                    if command.writes_at_once:
+                        self._stacked = 0
                 if states is not None:
                     states.after_command(command.writes_at_once, self._pending is not None)
             if session.close_now:
@@ -140,6 +161,22 @@ class TextMachine:
             states.batch_done()
         return False
 
+
+    def _claim_responses(self, entry, tokens: List[bytes]) -> bool:
+        """memcached's resp_start under a response budget: False if the request was refused."""
+        needed = 1 if entry is None else entry[0].responses(tokens)
+        stacked = self._stacked
+        if stacked + needed <= self.response_limit:
+            self._stacked = stacked + needed
+            return True
+        session = self.session
+        session.server.stats.response_obj_oom += 1
+        if stacked + 1 > self.response_limit:
+            session.close()
+        else:
+            entry[0].out_of_responses(session)
+            self._stacked = 1
+        return False
 
     def _unknown(self, tokens: List[bytes]) -> None:
         """memcached closes on what looks like an HTTP request, else answers ERROR."""

@@ -43,13 +43,16 @@ class MemcacheDatagramProtocol(protocol.DatagramProtocol):
         session = self.session
         if single:
             machine = machine_for(session, payload)
-            while machine.receive(payload):
+            replies = []
+            while True:
+                more = machine.receive(payload)
+                replies.append(session.take_output())
+                if not more:
+                    break
                 payload = b""
-            reply = b"".join(session.out)
+            reply = b"".join(replies)
         else:
             reply = MULTI_PACKET_REFUSAL
-        del session.out[:]
-        session.flushed = 0
         session.close_now = session.close_after_write = False
         session.swallow_bytes = 0
         if reply:

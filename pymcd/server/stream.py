@@ -4,6 +4,12 @@ The first byte of a connection picks its protocol, as memcached's auto-negotiati
 the binary request magic); ``-B`` can pin one. Replies a read produced are written with one
 ``transport.write``; a machine that used up its per-read request budget (``-R``) yields to other
 connections by pausing its reads and resuming on the next reactor turn.
+
+Backpressure: each connection is a streaming producer of its own transport. When more than
+``OUTPUT_BOUND`` bytes of replies wait to be sent, the transport pauses it, and it stops reading
+(and stops running requests it has already read) until the transport has drained, as memcached
+stops reading a connection whose replies it cannot send. A client that never reads costs
+a bounded amount of memory, and the other connections are served meanwhile.
 """
 
 from __future__ import annotations
@@ -11,16 +17,17 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 from twisted.internet import protocol
+from zope.interface import implementer
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.python.failure import Failure
 
 from pymcd.context import ServerContext
 from pymcd.event_log import CONNEVENTS
 from pymcd.protocol.negotiate import machine_for
 from pymcd.protocol.states import StateTrace
-from pymcd.session import Session
+from pymcd.session import OUTPUT_BOUND, Session
 
 try:
     from OpenSSL.SSL import Error as TLSError
@@ -35,8 +42,14 @@ NEW_CONNECTION_TRACES = {
 }
 
 
+@implementer(IPushProducer)
 class MemcacheStreamProtocol(protocol.Protocol):
-    """One client connection over a stream transport."""
+    """One client connection over a stream transport.
+
+    Reads stop while either the machine has requests left over (it used its ``-R`` budget or
+    its reply bound, and continues on a later reactor turn) or the transport's write buffer is
+    over ``OUTPUT_BOUND`` (it continues when the transport says it drained).
+    """
 
     session: Optional[Session] = None
     machine = None
@@ -47,6 +60,10 @@ class MemcacheStreamProtocol(protocol.Protocol):
         self.server = server
         self.clock = clock
         self._resume_call = None
+        # Requests read but not yet run, waiting for a reactor turn or for the buffer to drain.
+        self._work_left = False
+        # The transport's write buffer is over the bound.
+        self._write_blocked = False
         self.closed_waiters: List[Deferred] = []
 
     def connectionMade(self) -> None:
@@ -63,6 +80,8 @@ class MemcacheStreamProtocol(protocol.Protocol):
             listen_address=_address(self.transport.getHost()),
         )
         self.factory.connections[self.session.conn_id] = self
+        _socket_transport(self.transport).bufferSize = OUTPUT_BOUND
+        self.transport.registerProducer(self, True)
         if server.event_log.flags & CONNEVENTS:
             self._log_connection(True)
         if server.verbose > 1:
@@ -84,19 +103,51 @@ class MemcacheStreamProtocol(protocol.Protocol):
         yielded = machine.receive(data)
         self._flush()
         if yielded and not self.session.close_now:
+            self._work_left = True
             self.transport.pauseProducing()
-            self._resume_call = self.clock.callLater(0, self._resume)
+            if not self._write_blocked:
+                self._resume_call = self.clock.callLater(0, self._resume)
 
     def _resume(self) -> None:
+        """Run requests left over from an earlier read."""
         self._resume_call = None
         if not self.transport.connected:
             return
         yielded = self.machine.receive(b"")
         self._flush()
         if yielded and not self.session.close_now:
-            self._resume_call = self.clock.callLater(0, self._resume)
+            if not self._write_blocked:
+                self._resume_call = self.clock.callLater(0, self._resume)
+        else:
+            self._work_left = False
+            if not self._write_blocked:
+                self.transport.resumeProducing()
+
+    def pauseProducing(self) -> None:
+        """The transport holds more than OUTPUT_BOUND unsent bytes: stop reading."""
+        self._write_blocked = True
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """The transport drained: run what is left over, or read again."""
+        self._write_blocked = False
+        if self._work_left:
+            if self._resume_call is None:
+                self._resume_call = self.clock.callLater(0, self._resume)
         else:
             self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        """The connection is going away; connectionLost cleans up."""
+
+    def hang_up(self) -> None:
+        """Close once the replies written so far are sent.
+
+        A transport does not close while a streaming producer is registered and paused (it
+        would resume the producer instead), so the connection stops being one first.
+        """
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
 
     def _flush(self) -> None:
         session = self.session
@@ -105,15 +156,23 @@ class MemcacheStreamProtocol(protocol.Protocol):
             # conn_closing: memcached drops what it had queued and closes.
             del out[session.flushed:]
         if out:
-            data = out[0] if len(out) == 1 else b"".join(out)
-            del out[:]
-            session.flushed = 0
+            data = session.take_output()
             self.server.stats.bytes_written += len(data)
             self.transport.write(data)
+        else:
+            session.reply_bytes = 0
         if session.close_after_write or session.close_now:
-            self.transport.loseConnection()
+            self.hang_up()
         elif session.watcher is not None and not session.watcher.attached:
-            session.watcher.attach(self.transport, self.clock)
+            self._become_watcher()
+
+    def _become_watcher(self) -> None:
+        """A ``watch`` connection reads no more requests: its watcher takes over as the
+        transport's producer, with the transport's own (smaller) buffer mark, so that a
+        watcher that stops reading drops events early rather than buffering 2 MiB of them."""
+        self.transport.unregisterProducer()
+        del _socket_transport(self.transport).bufferSize
+        self.session.watcher.attach(self.transport, self.clock)
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         if TLSError is not None and reason.check(TLSError) and self.machine is None:
@@ -170,7 +229,7 @@ class MemcacheStreamFactory(protocol.Factory):
                 proto.close_reason = "idle_timeout"
                 if self.server.verbose > 1:
                     self.server.trace("Closing idle fd %d" % session.conn_id)
-                proto.transport.loseConnection()
+                proto.hang_up()
 
     def close_all(self) -> Deferred:
         """Close every connection once its pending replies are written; fires when all are gone."""
@@ -180,13 +239,21 @@ class MemcacheStreamFactory(protocol.Factory):
             proto.closed_waiters.append(done)
             proto.close_reason = "shutdown"
             waiting.append(done)
-            proto.transport.loseConnection()
+            proto.hang_up()
         return DeferredList(waiting)
 
     def buildProtocol(self, addr) -> MemcacheStreamProtocol:
         proto = MemcacheStreamProtocol(self.server, self.clock)
         proto.factory = self
         return proto
+
+
+def _socket_transport(transport):
+    """The transport that owns the socket's write buffer: TLS wraps one and writes its
+    ciphertext there, so that is where the bound applies."""
+    while not hasattr(transport, "bufferSize") and hasattr(transport, "transport"):
+        transport = transport.transport
+    return transport
 
 
 def _address(address) -> str:

@@ -228,6 +228,12 @@ class Store(ItemPages):
         """Whether a value of ``nbytes`` fits under -I (memcached's item_size_ok)."""
         return accounted_size(nkey, flags, nbytes, self.settings.use_cas) <= self.settings.item_size_max
 
+    def fits_one_chunk(self, nkey: int, nbytes: int) -> bool:
+        """Whether an item of ``nbytes`` needs no chain of chunks (memcached keeps SASL data
+        in such an item and refuses what would need a chain)."""
+        return (accounted_size(nkey, 0, nbytes, self.settings.use_cas)
+                <= self.settings.slab_chunk_max)
+
     def _next_cas(self) -> int:
         if not self.settings.use_cas:
             return 0

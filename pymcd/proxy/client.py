@@ -105,10 +105,7 @@ class ProxyStreamProtocol(MemcacheStreamProtocol):
             session.swallow_bytes = 0  # the block was read already
         else:
             command.execute(session, tokens, request.value)
-        out = session.out
-        reply = out[0] if len(out) == 1 else b"".join(out)
-        del out[:]
-        session.flushed = 0
+        reply = session.take_output()
         session.noreply = False
         return reply
 
@@ -135,14 +132,15 @@ class ProxyStreamProtocol(MemcacheStreamProtocol):
         if taken:
             del out[:taken]
             session.flushed = max(0, session.flushed - taken)
+            session.reply_bytes = 0
             data = ready[0] if taken == 1 else b"".join(ready)
             if data:
                 self.server.stats.bytes_written += len(data)
                 self.transport.write(data)
         if session.close_now or (session.close_after_write and not out):
-            self.transport.loseConnection()
+            self.hang_up()
         elif session.watcher is not None and not session.watcher.attached:
-            session.watcher.attach(self.transport, self.clock)
+            self._become_watcher()
 
     def connectionLost(self, reason=None) -> None:
         _ready.discard(self)

@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Tuple
 from pymcd.proxy import routelib
 from pymcd.proxy.backend import Backend, BackendAddress, BackendOptions
 from pymcd.proxy.pool import Pool
+from pymcd.proxy.request_log import RequestLog
 from pymcd.proxy.routelib import ConfigDraft, ConfigError
 from pymcd.proxy.handlers import (
     AllFastestRoute,
@@ -53,8 +54,9 @@ class ProxyConfig:
     """A checked config, built: its router, its pools and the backends they use."""
 
     def __init__(self, draft: ConfigDraft, make_backend: BackendMaker,
-                 reuse: Dict[BackendKey, Backend]) -> None:
+                 reuse: Dict[BackendKey, Backend], request_log: RequestLog) -> None:
         self.draft = draft
+        self.request_log = request_log
         self.backends: Dict[BackendKey, Backend] = {}
         self._make_backend = make_backend
         self._reuse = reuse
@@ -73,7 +75,7 @@ class ProxyConfig:
                     for zone, zone_spec in spec.items()}
             else:
                 raise ConfigError("pool %s has no backends" % name)
-        self.internal = InternalRoute()
+        self.internal = InternalRoute(request_log)
         router = draft.router
         self.router = Router(
             {prefix.encode(): self._route(route) for prefix, route in router.map.items()},
@@ -96,7 +98,7 @@ class ProxyConfig:
                     {k: v for k, v in entry.items()
                      if k not in ("host", "port", "path", "unix", "tls", "down", "label")})
             backends.append(self._backend(address, backend_options))
-        return Pool(name, backends, spec.get("dist", "jump"))
+        return Pool(name, backends, spec.get("dist", "jump"), self.request_log)
 
     def _backend(self, address: BackendAddress, options: BackendOptions) -> Backend:
         key = (address, tuple(sorted(options.__dict__.items())))

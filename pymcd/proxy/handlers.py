@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from pymcd.proxy.backend import Done
 from pymcd.proxy.request import ProxyRequest, is_miss
+from pymcd.proxy.request_log import RequestLog
 
 NO_ROUTE = b"SERVER_ERROR no route\r\n"
 
@@ -23,7 +24,12 @@ def _discard(reply: bytes, error: bool) -> None:
 class InternalRoute:
     """pymcd's own store, through the server's own text commands (memcached's internal())."""
 
+    def __init__(self, request_log: RequestLog) -> None:
+        self.request_log = request_log
+
     def handle(self, request: ProxyRequest, done: Done) -> None:
+        if self.request_log.watching():
+            done = self.request_log.logged(request, b"internal", b"", done)
         reply = request.client.run_internal(request)
         done(reply, reply.startswith(b"SERVER_ERROR"))
 

@@ -7,13 +7,15 @@ from typing import List
 from pymcd.proxy.backend import Backend, Done
 from pymcd.proxy.hashing import KetamaContinuum, jump_bucket, key_hash64
 from pymcd.proxy.request import ProxyRequest
+from pymcd.proxy.request_log import RequestLog
 from pymcd.proxy.routelib import ConfigError
 
 DISTRIBUTIONS = ("jump", "ketama")
 
 
 class Pool:
-    def __init__(self, name: str, backends: List[Backend], dist: str = "jump") -> None:
+    def __init__(self, name: str, backends: List[Backend], dist: str,
+                 request_log: RequestLog) -> None:
         if dist not in DISTRIBUTIONS:
             raise ConfigError("pool %s: dist must be jump or ketama, not %r" % (name, dist))
         if not backends:
@@ -21,6 +23,7 @@ class Pool:
         self.name = name
         self.backends = backends
         self.dist = dist
+        self.request_log = request_log
         self.ring = None
         if dist == "ketama":
             if any(backend.address.kind == "unix" for backend in backends):
@@ -36,4 +39,9 @@ class Pool:
         return backends[jump_bucket(key_hash64(key), len(backends))]
 
     def handle(self, request: ProxyRequest, done: Done) -> None:
-        self.backend_for(request.key).send(request.raw, done)
+        backend = self.backend_for(request.key)
+        if self.request_log.watching():
+            address = backend.address
+            done = self.request_log.logged(request, (address.path or address.host).encode(),
+                                           b"%d" % address.port if address.port else b"", done)
+        backend.send(request.raw, done)

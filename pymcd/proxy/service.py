@@ -9,11 +9,12 @@ from twisted.application import service
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from pymcd.event_log import PROXYEVENTS, PROXYREQS
+from pymcd.event_log import PROXYEVENTS
 from pymcd.proxy.backend import Backend, BackendAddress, BackendOptions, Done
 from pymcd.proxy.client import ProxyStreamFactory, write_ready
 from pymcd.proxy.commands import proxy_dispatch
 from pymcd.proxy.config import ProxyConfig, load_draft
+from pymcd.proxy.request_log import RequestLog
 from pymcd.proxy.request import ProxyRequest
 from pymcd.proxy.routelib import ConfigError
 from pymcd.stats import Stat
@@ -36,7 +37,8 @@ class ProxyService(service.Service):
         self.dispatch = proxy_dispatch(context.commands.text)
         self.commands: Counter = Counter()
         self.reloads = self.reload_failures = 0
-        self.config = ProxyConfig(load_draft(path), self._new_backend, {})
+        self.request_log = RequestLog(context.event_log, clock)
+        self.config = ProxyConfig(load_draft(path), self._new_backend, {}, self.request_log)
         self.router = self.config.router
         self.factory = ProxyStreamFactory(context, self)
         self._timeouts = LoopingCall(self._check_timeouts)
@@ -61,24 +63,7 @@ class ProxyService(service.Service):
         self.commands[command] += 1
 
     def handle(self, request: ProxyRequest, done: Done) -> None:
-        if self.context.event_log.flags & PROXYREQS:
-            done = self._logged(request, done)
         self.router.handle(request, done)
-
-    def _logged(self, request: ProxyRequest, done: Done) -> Done:
-        """watch proxyreqs: one line per answered request, in memcached's proxy_req format."""
-        started = self.clock.seconds()
-
-        def answered(reply: bytes, error: bool) -> None:
-            elapsed = int((self.clock.seconds() - started) * 1e6)
-            status = reply.split(b"\r\n", 1)[0].split(b" ", 1)[0]
-            self.context.event_log.emit(
-                PROXYREQS, b"type=proxy_req elapsed=%d type=%s code=%d status=%d be=%s:%s "
-                b"detail=%s req=%s", elapsed, request.command, 1 if error else 0,
-                1 if error else 0, b"", b"", status, request.raw.split(b"\r\n", 1)[0][:300])
-            done(reply, error)
-
-        return answered
 
     def _check_timeouts(self) -> None:
         now = self.clock.seconds()
@@ -90,7 +75,8 @@ class ProxyService(service.Service):
         """SIGHUP: build the new config beside the old; a broken one leaves the old running."""
         self._event(b"type=proxy_conf status=start")
         try:
-            config = ProxyConfig(load_draft(self.path), self._new_backend, self.config.backends)
+            config = ProxyConfig(load_draft(self.path), self._new_backend, self.config.backends,
+                                 self.request_log)
         except ConfigError as error:
             self.reload_failures += 1
             log.error("proxy config {path} not reloaded, the old one goes on: {error}",
@@ -159,6 +145,6 @@ class ProxyService(service.Service):
 def check_config(path: str) -> None:
     """Raise ConfigError unless the config at ``path`` loads and builds (no connection made)."""
     ProxyConfig(load_draft(path), lambda address, options: Backend(
-        address, options, None, lambda *args: None, lambda: None), {})
+        address, options, None, lambda *args: None, lambda: None), {}, RequestLog(None, None))
 
 

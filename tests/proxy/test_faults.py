@@ -144,3 +144,27 @@ def test_backend_killed_mid_load_fails_over_without_lost_or_doubled_replies():
     finally:
         main.stop()
         backup.stop()
+
+
+def test_routes_with_one_dead_child(clean):
+    live, dead = clean[0].port, free_port()
+    text = ("from pymcd.proxy import *\n"
+            "pools(live={'backends': ['127.0.0.1:%d']}, dead={'backends': ['127.0.0.1:%d']},\n"
+            "      forced={'backends': ['127.0.0.1:%d _down_']})\n"
+            "routes(map={'sync': route_allsync(children=['live', 'dead']),\n"
+            "            'fast': route_allfastest(children=['dead', 'live']),\n"
+            "            'split': route_split(child_a='live', child_b='dead'),\n"
+            "            'forced': route_failover(children=['forced', 'live'])},\n"
+            "       default='forced')\n" % (live, dead, live))
+    with start_proxy(text) as proxy:
+        sock = proxy.connect()
+        assert exchange(sock, b"set sync/k 0 0 1\r\nv\r\n", expect_end=b"\r\n") == FAILURE
+        assert exchange(sock, b"get sync/k\r\n") == FAILURE  # the error wins over live's hit
+        assert exchange(sock, b"set fast/k 0 0 1\r\nv\r\n") == b"STORED\r\n"
+        assert exchange(sock, b"set split/k 0 0 1\r\nv\r\n") == b"STORED\r\n"
+        assert exchange(sock, b"get split/k\r\n") == b"VALUE split/k 0 1\r\nv\r\nEND\r\n"
+        assert exchange(sock, b"get forced/k\r\n") == b"END\r\n"  # _down_ skipped at once
+        assert exchange(sock, b"get other\r\n", expect_end=b"\r\n") == FAILURE
+        figures = stats(sock, b"proxy")
+        assert figures["route_sync_errors"] == "2" and figures["route_fast_errors"] == "0"
+        assert figures["backend_marked_bad"] == "2"  # dead after 3 failures, and forced

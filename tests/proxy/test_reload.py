@@ -60,16 +60,22 @@ def test_watch_proxyreqs_and_backend_events(clean):
     dead = free_port()
     text = ("from pymcd.proxy import *\n"
             "pools(p={\"backends\": [\"127.0.0.1:%d\"]}, d={\"backends\": [\"127.0.0.1:%d\"]})\n"
-            "routes(map={\"dead\": route_direct(child=\"d\")}, default=route_direct(child=\"p\"))\n"
+            "routes(map={\"dead\": route_direct(child=\"d\"), \"local\": internal()},\n"
+            "       default=route_direct(child=\"p\"))\n"
             % (clean[0].port, dead))
     with start_proxy(text) as proxy:
         watcher = proxy.connect()
         assert exchange(watcher, b"watch proxyreqs proxyevents\r\n") == b"OK\r\n"
         sock = proxy.connect()
         exchange(sock, b"get somekey\r\n")
+        exchange(sock, b"set local/k 0 0 1\r\nv\r\n")
         exchange(sock, b"get dead/k\r\n", expect_end=b"\r\n")
         lines = exchange(watcher, b"", expect_end=b"req=get dead/k\n", timeout=3)
-        assert b"type=proxy_req" in lines and b"req=get somekey" in lines
+        assert (b"type=proxy_req elapsed=" in lines and b" type=7 code=0 status=0 be=127.0.0.1:%d "
+                b"detail=END req=get somekey\n" % clean[0].port in lines)
+        assert b"type=9 code=0 status=0 be=internal: detail=STORED req=set local/k 0 0 1\n" in lines
+        assert b"type=7 code=1 status=1 be=127.0.0.1:%d detail=SERVER_ERROR req=get dead/k\n" \
+            % dead in lines
         assert b"type=proxy_backend error=connect_failed name=127.0.0.1 port=%d" % dead in lines
 
 

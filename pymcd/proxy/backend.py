@@ -163,6 +163,8 @@ class Backend:
         self.down_until = float("inf") if address.forced_down else 0.0
         self.last_progress = 0.0
         self.stats = BackendStats()
+        # Dropped by a reload: answers what it holds, then hangs up.
+        self.retiring = False
 
     def send(self, raw: bytes, done: Done) -> None:
         self.stats.requests += 1
@@ -220,6 +222,19 @@ class Backend:
         self.failures = 0
         self.last_progress = self.clock.seconds()
         self.after_replies()
+        if self.retiring and self.idle:
+            self.close()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing asked and not answered yet (nor waiting for a connection)."""
+        return not self.waiting and (self.protocol is None or not self.protocol.pending)
+
+    def retire(self) -> None:
+        """A reload no longer uses this backend: hang up once what it holds is answered."""
+        self.retiring = True
+        if self.idle:
+            self.close()
 
     def lost(self, connection: BackendProtocol, why: str) -> None:
         if connection is not self.protocol:
@@ -255,10 +270,10 @@ class Backend:
         self.after_replies()
 
     def close(self) -> None:
-        """Stop using this backend (a reload dropped it): fail what it holds, then hang up."""
+        """Hang up now, failing whatever it still holds."""
         connection = self.protocol
         if connection is not None:
-            self.lost(connection, "removed by reload")
+            self.lost(connection, "closed")
             connection.transport.loseConnection()
         if self.connector is not None:
             self.connector.disconnect()

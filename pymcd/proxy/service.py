@@ -41,6 +41,8 @@ class ProxyService(service.Service):
         self.config = ProxyConfig(load_draft(path), self._new_backend, {}, self.request_log)
         self.router = self.config.router
         self.factory = ProxyStreamFactory(context, self)
+        # Backends a reload dropped that still have requests to answer.
+        self.retiring: List[Backend] = []
         self._timeouts = LoopingCall(self._check_timeouts)
         self._timeouts.clock = clock
 
@@ -52,7 +54,7 @@ class ProxyService(service.Service):
         super().stopService()
         if self._timeouts.running:
             self._timeouts.stop()
-        for backend in self.config.backends.values():
+        for backend in list(self.config.backends.values()) + self.retiring:
             backend.close()
 
     def _new_backend(self, address: BackendAddress, options: BackendOptions) -> Backend:
@@ -69,6 +71,11 @@ class ProxyService(service.Service):
         now = self.clock.seconds()
         for backend in self.config.backends.values():
             backend.check_timeout(now)
+        if self.retiring:
+            for backend in self.retiring:
+                backend.check_timeout(now)
+            self.retiring = [backend for backend in self.retiring
+                             if backend.protocol is not None or backend.connector is not None]
 
     # ------------------------------------------------------------------ config
     def reload(self) -> bool:
@@ -89,7 +96,8 @@ class ProxyService(service.Service):
         kept = set(map(id, config.backends.values()))
         for backend in old.backends.values():
             if id(backend) not in kept:
-                backend.close()
+                backend.retire()
+                self.retiring.append(backend)
         self._event(b"type=proxy_conf status=done")
         log.info("proxy config {path} reloaded", path=self.path)
         return True

@@ -168,3 +168,38 @@ def test_routes_with_one_dead_child(clean):
         figures = stats(sock, b"proxy")
         assert figures["route_sync_errors"] == "2" and figures["route_fast_errors"] == "0"
         assert figures["backend_marked_bad"] == "2"  # dead after 3 failures, and forced
+
+
+def test_connect_timeout_when_the_backend_never_accepts():
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    port = full.getsockname()[1]
+    fillers = []
+    for _ in range(3):  # fill the accept queue: further handshakes get no answer
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.2)
+    probe = socket.socket()
+    probe.settimeout(0.3)
+    try:
+        probe.connect(("127.0.0.1", port))
+        pytest.skip("this kernel completes handshakes beyond a full accept queue")
+    except socket.timeout:
+        pass
+    finally:
+        probe.close()
+    text = config('a={"backends": ["127.0.0.1:%d"], "backend_options": {"connecttimeout": 0.5}}'
+                  % port, 'route_direct(child="a")')
+    try:
+        with start_proxy(text) as proxy:
+            sock = proxy.connect()
+            started = time.time()
+            assert exchange(sock, b"get k\r\n", expect_end=b"\r\n", timeout=5) == FAILURE
+            assert 0.4 < time.time() - started < 1.5
+    finally:
+        for filler in fillers:
+            filler.close()
+        full.close()

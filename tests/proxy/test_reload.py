@@ -113,3 +113,22 @@ def test_a_broken_config_stops_the_start_with_the_reason(text, reason):
                              "--proxy-config", path], capture_output=True, timeout=30)
     assert result.returncode != 0
     assert b"Failed to load proxy config" in result.stderr and reason in result.stderr
+
+
+def test_requests_in_flight_on_a_dropped_backend_are_answered(clean):
+    with start_proxy(ROUTE_TO % clean[0].port) as proxy:
+        sock = proxy.connect()
+        assert exchange(sock, b"set f 0 0 1\r\nv\r\n") == b"STORED\r\n"
+        with open(proxy.config_path, "w") as config:
+            config.write(ROUTE_TO % clean[1].port)
+        expected = b"VALUE f 0 1\r\nv\r\nEND\r\n"
+        for _ in range(5):
+            sock.sendall(b"get f\r\n" * 3000)
+            proxy.process.send_signal(signal.SIGHUP)
+            reply = exchange(sock, b"mn\r\n", expect_end=b"MN\r\n", timeout=10)
+            hits = reply.count(expected)
+            # the old backend's hits, then the new one's misses: none failed, lost or doubled
+            assert reply == expected * hits + b"END\r\n" * (3000 - hits) + b"MN\r\n"
+            if hits < 3000:
+                return  # the reload came mid-pipeline: the rest came from the new backend
+        pytest.fail("the reload never landed mid-pipeline")

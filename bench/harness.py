@@ -8,6 +8,7 @@ or clients side by side within one run.
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import time
@@ -65,3 +66,9 @@ def write_results(name: str, report: dict) -> Path:
     out = RESULTS / ("%s-%s.json" % (name, time.strftime("%Y%m%d-%H%M%S")))
     out.write_text(json.dumps(report, indent=2) + "\n")
     return out.relative_to(ROOT)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (any server, whatever it speaks)."""
+    fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -26,6 +26,7 @@ LONG_OPTIONS = {
     "disable-flush-all": "F", "disable-dumping": "X", "disable-watch": "W", "auth-file=": "Y",
     "memory-file=": "e", "extended=": "o", "napi_ids=": "N", "sasl-pwdb=": "sasl-pwdb",
     "stock-reactor": "stock-reactor", "proxy-config=": "proxy-config",
+    "http=": "http", "metrics=": "http",
 }
 
 
@@ -255,6 +256,8 @@ def _apply_flag(settings: Settings, key: str, value: str) -> None:
         settings.napi_ids = _int(value)
     elif key == "sasl-pwdb":
         settings.sasl_password_file = value
+    elif key == "http":
+        settings.http_endpoint = http_endpoint(value)
     elif key == "stock-reactor":
         settings.stock_reactor = True
     elif key == "proxy-config":
@@ -263,6 +266,17 @@ def _apply_flag(settings: Settings, key: str, value: str) -> None:
         from pymcd.extended_options import apply_extended_options
 
         apply_extended_options(settings, value)
+
+
+def http_endpoint(value: str) -> str:
+    """``--http``'s endpoint: a bare port or ``tcp:PORT`` listens on 127.0.0.1 only, because the
+    site shows keys and settings; ``tcp:PORT:interface=0.0.0.0`` opens it up deliberately."""
+    if value.isdigit():
+        value = "tcp:" + value
+    kind = value.split(":", 1)[0]
+    if kind in ("tcp", "tcp6", "ssl") and "interface=" not in value:
+        value += ":interface=" + ("\\:\\:1" if kind == "tcp6" else "127.0.0.1")
+    return value
 
 
 def _check_item_size(settings: Settings) -> None:
@@ -407,6 +421,9 @@ HELP_ROWS = [
      "pymcd's lean one (default: lean)"),
     ("--proxy-config=<file>", "run as a proxy routing to pools of memcached servers, as the "
      "Python route config in <file> says (also -o proxy_config=<file>; default: none)"),
+    ("--http, --metrics=<endpoint>", "serve /metrics (Prometheus), the dashboard and its JSON "
+     "API on a port or Twisted endpoint (9150, tcp:9150, ...); bound to 127.0.0.1 unless the "
+     "endpoint names an interface (default: off)"),
 ]
 
 

@@ -38,6 +38,7 @@ class Settings:
     shutdown_command: bool = False
     sasl: bool = False
     sasl_password_file: Optional[str] = None
+    http_endpoint: Optional[str] = None  # --http: the web site (/metrics, dashboard)
     stock_reactor: bool = False  # the pymcd script: Twisted's epoll reactor instead of pymcd's lean one
     auth_file: Optional[str] = None
     watch_enabled: bool = True

@@ -70,6 +70,13 @@ class PymcdService(service.MultiService):
                                          interface=host or "")
                 self._add_listener(udp, "UDP port %d" % port if host is None
                                    else "one of interface(s) %s" % settings.interface)
+        if settings.http_endpoint:
+            # Imported here: without --http neither twisted.web nor prometheus_client loads.
+            from pymcd.web.site import web_service
+
+            web = web_service(self.context, settings.http_endpoint)
+            web.setServiceParent(self)
+            self.listener_names[web] = settings.http_endpoint
         if settings.idle_timeout:
             idle = internet.TimerService(1.0, self.factory.kick_idle, settings.idle_timeout)
             idle.setServiceParent(self)

@@ -45,8 +45,8 @@ PROXYEVENTS = 1 << 11
 PROXYUSER = 1 << 12
 
 # The names ``watch`` accepts in 1.6.18 (no ``deletions``, no ``syserrors``). memcached 1.6.18
-# logs nothing for rawcmds, nor for the proxy streams without its proxy, and pymcd matches; its
-# sysevents (LRU crawler runs, slab moves) pymcd does not produce yet.
+# logs nothing for rawcmds, nor for the proxy streams without its proxy, and pymcd matches;
+# sysevents are the maintainer's LRU crawler results and the automover's page moves.
 WATCH_FLAGS: Dict[bytes, int] = {
     b"rawcmds": RAWCMDS,
     b"evictions": EVICTIONS,
@@ -235,6 +235,7 @@ class EventLog:
             flags |= watcher.flags
         self.flags = flags
         self.store.eviction_listener = self._evicted if flags & EVICTIONS else None
+        self.store.system_event_listener = self._system_event if flags & SYSEVENTS else None
         self.refresh_full()
 
     def refresh_full(self) -> None:
@@ -334,6 +335,10 @@ class EventLog:
                   encode_key(item.key), b"yes" if item.fetched else b"no",
                   item.exptime - now if item.exptime > 0 else -1,
                   now - item.last_access, item.clsid, item.nbytes)
+
+    def _system_event(self, body: bytes) -> None:
+        if self.room_for(SYSEVENTS):
+            self.emit(SYSEVENTS, b"%s", body)
 
     def connection(self, opened: bool, conn_id: int, host: str, port: int, transport: str,
                    reason: str = "normal") -> None:

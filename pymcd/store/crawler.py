@@ -38,20 +38,29 @@ def uriencode(key: bytes) -> str:
 class ClassCrawlStats:
     """What the last crawl of one class saw: how soon another crawl would pay off."""
 
-    __slots__ = ("seen", "noexp", "histogram", "run_complete", "end_time", "next_crawl",
-                 "next_wait")
+    __slots__ = ("seen", "noexp", "examined", "reclaimed", "histogram", "run_complete",
+                 "automatic", "start_time", "end_time", "next_crawl", "next_wait")
 
     def __init__(self) -> None:
         self.seen = 0
         self.noexp = 0
+        # Per LRU segment (HOT, WARM, COLD, TEMP), for the sysevents lines.
+        self.examined = [0] * SEGMENTS
+        self.reclaimed = [0] * SEGMENTS
+        self.automatic = False
+        self.start_time = 0
         self.histogram = [0] * HISTOGRAM_MINUTES
         self.run_complete = False
         self.end_time = 0
         self.next_crawl = 0
         self.next_wait = 0
 
-    def start(self) -> None:
+    def start(self, now: int, automatic: bool) -> None:
         self.seen = self.noexp = 0
+        self.examined = [0] * SEGMENTS
+        self.reclaimed = [0] * SEGMENTS
+        self.automatic = automatic
+        self.start_time = now
         self.histogram = [0] * HISTOGRAM_MINUTES
         self.run_complete = False
 
@@ -121,7 +130,7 @@ class Crawler:
         self.pending = [clsid for clsid in classes if clsid < len(self.pages.slabs.classes)]
         self.automatic = automatic
         for clsid in self.pending:
-            self.class_stats[clsid].start()
+            self.class_stats[clsid].start(self.pages.now, automatic)
         self.pages.lru_crawler_starts += 1
 
     def autocrawl_check(self) -> None:
@@ -152,11 +161,29 @@ class Crawler:
                 stats.next_wait = min(stats.next_wait, MAX_MAINTCRAWL_WAIT)
                 stats.next_crawl = now + stats.next_wait + 5
                 stats.run_complete = False
+                if pages.system_event_listener is not None and stats.automatic:
+                    self._log_crawl(clsid, stats, low_watermark, available)
             if now > stats.next_crawl:
                 due.append(clsid)
                 stats.next_crawl = now + 5  # minimum retry wait
         if due and not self.running and self._block_automatic_until <= now:
             self.start(due, automatic=True)
+
+    def _log_crawl(self, clsid: int, stats: ClassCrawlStats, low_watermark: int,
+                   available: int) -> None:
+        """memcached's sysevents line for each LRU of a class after a maintainer's crawl.
+
+        memcached schedules each LRU on its own; pymcd crawls a class's four together, so the
+        scheduling figures are the class's and only examined/reclaimed are the LRU's own.
+        """
+        now = self.pages.now
+        for segment, name in enumerate((b"hot", b"warm", b"cold", b"temp")):
+            self.pages.system_event_listener(
+                b"type=lru_crawler crawler=%d lru=%s low_mark=%d next_reclaims=%d since_run=%d "
+                b"next_run=%d elapsed=%d examined=%d reclaimed=%d"
+                % (clsid, name, low_watermark, available, now - stats.end_time,
+                   stats.next_crawl - now, stats.end_time - stats.start_time,
+                   stats.examined[segment], stats.reclaimed[segment]))
 
     def step(self) -> bool:
         """Check up to ITEMS_PER_STEP items; returns True while a crawl is in progress."""
@@ -199,12 +226,14 @@ class Crawler:
         pages = self.pages
         if pages.is_dead(view.exptime, view.last_access, view.cas, strictly=True):
             pages.per_lru["crawler_reclaimed"][index] += 1
+            self.class_stats[clsid].reclaimed[view.lru] += 1
             if not view.fetched and not pages.is_flushed(view.last_access, view.cas):
                 pages.per_lru["expired_unfetched"][index] += 1
             pages.free_item(location)
             return
         stats = self.class_stats[clsid]
         stats.seen += 1
+        stats.examined[view.lru] += 1
         if view.exptime == 0:
             stats.noexp += 1
         elif view.exptime - pages.now <= 3599:

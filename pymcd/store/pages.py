@@ -9,7 +9,7 @@ hot paths read these tables as attributes of ``self``: one lookup fewer on every
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from pymcd.store.items import (
     ACTIVE,
@@ -90,6 +90,8 @@ class ItemPages:
         self._chains: Dict[int, List[int]] = {}  # head location -> further chunks of big items
         self.oldest_live = 0
         self.oldest_cas = 0
+        # Receives memcached's sysevents lines (LRU crawler results, automover page moves).
+        self.system_event_listener: Optional[Callable[[bytes], None]] = None
         nclasses = len(self.slabs.classes)
         self.per_class = {name: [0] * nclasses for name in PER_CLASS_COUNTERS}
         self.per_lru = {name: [0] * (nclasses * SEGMENTS) for name in PER_LRU_COUNTERS}

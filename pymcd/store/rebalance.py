@@ -246,4 +246,6 @@ class Rebalancer:
         src, dst = self.automove_decision()
         if src != -1 and dst != -1:
             self.reassign(src, dst)
+            if self.pages.system_event_listener is not None:
+                self.pages.system_event_listener(b"type=slab_move src=%d dst=%d" % (src, dst))
         return dst == GLOBAL_PAGE_POOL

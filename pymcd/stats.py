@@ -51,6 +51,9 @@ class ServerStats:
         self.curr_connections = 0
         self.connection_structures = 0
         self.accepting_conns = 1
+        # Not a memcached stat (only /metrics shows it): reads paused because a client's
+        # unsent replies passed the output bound.
+        self.backpressure_pauses = 0
 
     def reset(self) -> None:
         """``stats reset``: zero the counters that memcached zeroes (not gauges)."""

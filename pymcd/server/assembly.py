@@ -74,7 +74,7 @@ class PymcdService(service.MultiService):
             # Imported here: without --http neither twisted.web nor prometheus_client loads.
             from pymcd.web.site import web_service
 
-            web = web_service(self.context, settings.http_endpoint)
+            web = web_service(self.context, settings.http_endpoint, self.proxy)
             web.setServiceParent(self)
             self.listener_names[web] = settings.http_endpoint
         if settings.idle_timeout:

@@ -131,6 +131,7 @@ class MemcacheStreamProtocol(protocol.Protocol):
     def pauseProducing(self) -> None:
         """The transport holds more than OUTPUT_BOUND unsent bytes: stop reading."""
         self._write_blocked = True
+        self.server.stats.backpressure_pauses += 1
         self.transport.pauseProducing()
 
     def resumeProducing(self) -> None:

@@ -8,7 +8,7 @@ the memcached_exporter families, the ``pymcd_`` ones and the process collector.
 from __future__ import annotations
 
 from time import monotonic
-from typing import TYPE_CHECKING, Callable, Dict, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import choose_encoder
@@ -22,6 +22,7 @@ from pymcd.web.pymcd_metrics import PymcdCollector
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymcd.context import ServerContext
+    from pymcd.proxy.service import ProxyService
 
 
 class QuietSite(Site):
@@ -63,7 +64,8 @@ class MetricsResource(Resource):
         return body
 
 
-def metrics_registry(server: "ServerContext", sampler: LatencySampler) -> CollectorRegistry:
+def metrics_registry(server: "ServerContext", sampler: LatencySampler,
+                     proxy: Optional["ProxyService"] = None) -> CollectorRegistry:
     def stats_source() -> tuple:
         store = server.store
         return (server.general_stats(), server.settings_stats(), store.items_stats(),
@@ -71,18 +73,20 @@ def metrics_registry(server: "ServerContext", sampler: LatencySampler) -> Collec
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MemcachedExporterCollector(stats_source))
-    registry.register(PymcdCollector(server, sampler))
+    registry.register(PymcdCollector(server, sampler, proxy))
     ProcessCollector(registry=registry)
     return registry
 
 
-def web_service(server: "ServerContext", endpoint: str) -> service.MultiService:
-    """The site's listener and the latency sampler's timer, as one service."""
+def web_service(server: "ServerContext", endpoint: str,
+                proxy: Optional["ProxyService"] = None) -> service.MultiService:
+    """The site's listener and the latency sampler's timer, as one service (``proxy``: the
+    proxy mode's service, whose backends get their own families)."""
     web = service.MultiService()
     sampler = LatencySampler(server.commands)
     internet.TimerService(1.0 / SAMPLES_PER_SECOND, sampler.arm).setServiceParent(web)
     root = Resource()
-    root.putChild(b"metrics", MetricsResource(metrics_registry(server, sampler)))
+    root.putChild(b"metrics", MetricsResource(metrics_registry(server, sampler, proxy)))
     site = QuietSite(root)
     site.displayTracebacks = False
     listener = strports.service(endpoint, site)

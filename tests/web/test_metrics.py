@@ -239,3 +239,24 @@ def test_metrics_endpoint_is_localhost_only_by_default():
         "tcp:9150:interface=127.0.0.1"
     assert parse_arguments(["--http", "tcp:9150:interface=0.0.0.0"]).http_endpoint == \
         "tcp:9150:interface=0.0.0.0"
+
+
+def test_backpressure_pauses_are_counted(loaded_server):
+    server, http_port = loaded_server
+    _, samples = scrape(http_port)
+    assert samples[("pymcd_backpressure_pauses_total", ())] == 0
+    with socket.create_connection((HOST, server.port)) as writer:
+        writer.sendall(b"set big 0 0 500000\r\n" + b"b" * 500000 + b"\r\n")
+        assert writer.recv(100) == b"STORED\r\n"
+    # A client that asks for 20 MB and reads none of it: the server stops reading it.
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect((HOST, server.port))
+    stalled.sendall(b"get big\r\n" * 40)
+    try:
+        time.sleep(1.0)
+        wait_rendering_expired()
+        _, samples = scrape(http_port)
+        assert samples[("pymcd_backpressure_pauses_total", ())] >= 1
+    finally:
+        stalled.close()

@@ -46,7 +46,7 @@ class MetricsResource(Resource):
     isLeaf = True
 
     def __init__(self, registry: CollectorRegistry, clock: Callable[[], float] = monotonic,
-                 reuse_seconds: float = 0.5) -> None:
+                 reuse_seconds: float = 1.0) -> None:
         super().__init__()
         self.registry = registry
         self.clock = clock

@@ -54,8 +54,8 @@ def slap(port: int, seconds: int, concurrency: int = 8) -> subprocess.Popen:
 
 
 def wait_rendering_expired() -> None:
-    """/metrics reuses a rendering for half a second; wait so the next scrape is fresh."""
-    time.sleep(0.6)
+    """/metrics reuses a rendering for a second; wait so the next scrape is fresh."""
+    time.sleep(1.1)
 
 
 def labels(**pairs: str) -> Tuple[Tuple[str, str], ...]:

@@ -1,0 +1,105 @@
+"""What ``--http`` observers cost the server, as CPU time: a steadier figure than ops/s on a
+shared machine.
+
+pymcd (``--http``, on core 0) holds 20,000 items of mixed sizes (so ``/metrics`` lists a dozen
+slab classes) and serves a light memcaslap load paced by its clients; for ``--time`` seconds one
+observer watches it:
+
+- ``none``:     nobody;
+- ``scraper``:  ``/metrics`` fetched every 100 ms (ten times Prometheus's usual rate, the
+                issue's test), by this process on core 1.
+
+The server's CPU seconds over the window, less ``none``'s, divided by the window, is the share of
+one core the observer takes. A server saturated by memcached clients loses that share of its
+requests per second (bench/throughput.py measures the same thing as ops/s, with more noise).
+
+    python bench/web_overhead.py [--time 10] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from harness import free_port, process_cpu_seconds, wait_for, write_results  # noqa: E402
+from throughput import Poller  # noqa: E402
+
+
+def fill(port: int, items: int = 20000) -> None:
+    """Items of 50 B to 20 KiB, so that many slab classes have pages."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        for start in range(0, items, 500):
+            sock.sendall(b"".join(
+                b"set fill%d 0 0 %d noreply\r\n%s\r\n" % (i, 50 + (i * 37) % 20000,
+                                                         b"v" * (50 + (i * 37) % 20000))
+                for i in range(start, start + 500)))
+        sock.sendall(b"version\r\n")
+        reply = b""
+        while not reply.endswith(b"\r\n"):
+            reply += sock.recv(100)
+
+
+OBSERVERS: Dict[str, Callable[[int], Optional[object]]] = {
+    "none": lambda http_port: None,
+    "scraper": lambda http_port: Poller("http://127.0.0.1:%d/metrics" % http_port, 0.1),
+}
+
+
+def measure(observer_name: str, seconds: float) -> Dict[str, float]:
+    port, http_port = free_port(), free_port()
+    server = subprocess.Popen(
+        ["taskset", "-c", "0", sys.executable, "-m", "pymcd", "-p", str(port), "-U", "0",
+         "-l", "127.0.0.1", "--http", str(http_port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(port)
+        wait_for(http_port)
+        fill(port)
+        time.sleep(1.0)
+        observer = OBSERVERS[observer_name](http_port)
+        before = process_cpu_seconds(server.pid)
+        if observer is not None:
+            observer.start()
+        time.sleep(seconds)
+        figures = {"cpu_seconds": process_cpu_seconds(server.pid) - before}
+        if observer is not None:
+            figures["fetches"] = observer.stop()
+        return figures
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--time", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--observers", default=",".join(OBSERVERS))
+    args = parser.parse_args(argv)
+    names = args.observers.split(",")
+    rounds = []
+    for number in range(args.rounds):
+        order = names if number % 2 == 0 else list(reversed(names))
+        rounds.append({name: measure(name, args.time) for name in order})
+    shares = {name: statistics.median((r[name]["cpu_seconds"] - r["none"]["cpu_seconds"])
+                                      / args.time for r in rounds) for name in names}
+    write_results("web-overhead", {"time": args.time, "rounds": rounds,
+                                   "core_share_over_none": shares})
+    for name in names:
+        print("  %-8s %.4f of a core beyond none (median of %d rounds; fetches %s)"
+              % (name, shares[name], args.rounds,
+                 [r[name].get("fetches") for r in rounds]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -208,9 +208,9 @@ def test_pymcd_families(loaded_server):
     for command in ("get", "set"):
         which = dict(protocol="text", command=command)
         count = samples[("pymcd_request_duration_seconds_count", labels(**which))]
-        # Sampled 50 times a second for about 3 s, not once per request.
-        assert 20 <= count <= 400
-        assert count < number(after["cmd_" + command]) / 10
+        # Sampled at most 50 times a second for about 3 s, not once per request.
+        assert 5 <= count <= 400
+        assert count < number(after["cmd_" + command]) / 5
         assert samples[("pymcd_request_duration_seconds_bucket", labels(le="+Inf", **which))] \
             == count
         buckets = sorted((float(dict(key)["le"]), value) for (name, key), value in samples.items()

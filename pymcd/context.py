@@ -87,6 +87,13 @@ class ServerContext:
             stats.connection_structures = max(stats.connection_structures, stats.curr_connections)
         return session
 
+    def open_listener(self, udp: bool = False) -> Session:
+        """A listening socket's connection, as memcached lists it in ``stats conns`` (its
+        address is filled in once bound); a UDP socket is one connection serving every peer."""
+        session = self.open_session(counted=False, udp=udp)
+        session.state = "conn_read" if udp else "conn_listening"
+        return session
+
     def close_session(self, session: Session) -> None:
         self.sessions.pop(session.conn_id, None)
         if session.watcher is not None:
@@ -112,6 +119,8 @@ class ServerContext:
         now = self.store.now
         lines: List[Stat] = []
         for conn_id, session in sorted(self.sessions.items()):
+            if session.udp:
+                lines.append(("%d:UDP" % conn_id, "UDP"))
             lines.append(("%d:addr" % conn_id, session.peer))
             if session.listen_address:
                 lines.append(("%d:listen_addr" % conn_id, session.listen_address))
@@ -127,7 +136,8 @@ class ServerContext:
         """Plain ``stats``: the server's lines and the store's, merged in memcached's order."""
         settings = self.settings
         sources = [
-            self.stats.general(settings.maxconns, settings.num_threads, settings.idle_timeout),
+            self.stats.general(settings.maxconns, settings.num_threads, settings.idle_timeout,
+                               settings.maxconns_fast),
             self.store.general_stats(),
         ]
         if self.tls is not None:

@@ -8,9 +8,11 @@ endpoint strings in Twisted's syntax). Errors raise :class:`UsageError` with mem
 from __future__ import annotations
 
 import getopt
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+import os
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from pymcd import __version__
+from pymcd.environment import apply_environment
 from pymcd.settings import PAGE_SIZE, Settings
 from pymcd.startup import StartupError
 
@@ -40,6 +42,12 @@ class EarlyExit(Exception):
     def __init__(self, text: str) -> None:
         super().__init__(text)
         self.text = text
+
+
+def _is_integer(value: str) -> bool:
+    """A -p that is a number (``-1``: any free port) rather than a Twisted endpoint string."""
+    text = value.strip()
+    return text.lstrip("+-").isdigit() and text[:1] != "+"
 
 
 def _int(value: str) -> int:
@@ -73,8 +81,9 @@ def _size_with_unit(value: str) -> int:
     return _int(value)
 
 
-def parse_arguments(argv: Sequence[str]) -> Settings:
-    """Parse memcached's flags; raise UsageError or EarlyExit as memcached would exit."""
+def parse_arguments(argv: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> Settings:
+    """Parse memcached's flags and the environment variables it reads (``os.environ`` unless
+    given); raise UsageError or EarlyExit as memcached would exit."""
     settings = Settings()
     try:
         options, extra = getopt.gnu_getopt(list(argv), SHORT_OPTIONS, list(LONG_OPTIONS))
@@ -87,7 +96,7 @@ def parse_arguments(argv: Sequence[str]) -> Settings:
         key = flag.lstrip("-")
         key = LONG_OPTIONS.get(key + "=", LONG_OPTIONS.get(key, key))
         if key == "p":
-            if not value.strip().isdigit():
+            if not _is_integer(value):
                 settings.ports.append(value)
             elif flag == "--port" and numeric_port is not None:
                 # --port repeats (twistd style); memcached's -p just overrides.
@@ -98,6 +107,8 @@ def parse_arguments(argv: Sequence[str]) -> Settings:
             _apply_flag(settings, key, value)
     if numeric_port is not None:
         settings.tcp_port = numeric_port
+    elif settings.udp_port and any(flag in ("-U", "--udp-port") for flag, _ in options):
+        settings.tcp_port = settings.udp_port  # memcached: -U alone moves the TCP port too
     settings.tcp_port_given = numeric_port is not None
     _check_item_size(settings)
     _check_sasl(settings, any(flag in ("-B", "--protocol") for flag, _ in options))
@@ -105,6 +116,7 @@ def parse_arguments(argv: Sequence[str]) -> Settings:
         _check_ascii_auth(settings, any(flag in ("-B", "--protocol") for flag, _ in options))
     if settings.proxy_config:
         _check_proxy_config(settings.proxy_config)
+    apply_environment(settings, os.environ if environ is None else environ)
     return settings
 
 
@@ -468,7 +480,7 @@ def listener_specs(settings: Settings) -> List[Tuple[str, bool]]:
     wants_default = settings.tcp_port_given or not settings.ports
     if not settings.unix_socket and wants_default and settings.tcp_port:
         for host, port, plain in listen_addresses(settings, settings.tcp_port):
-            where = "tcp:%d" % port
+            where = "tcp:%d" % bindable_port(port)
             if host is not None:
                 where += ":interface=%s" % host.replace(":", "\\:")
             specs.append(("%s:backlog=%d" % (where, settings.backlog),
@@ -477,6 +489,11 @@ def listener_specs(settings: Settings) -> List[Tuple[str, bool]]:
         path = settings.unix_socket.replace(":", "\\:")
         specs.append(("unix:%s:mode=%o:lockfile=0" % (path, settings.unix_mask), False))
     return specs
+
+
+def bindable_port(port: int) -> int:
+    """memcached binds port -1 as 0: the kernel picks a free one (see MEMCACHED_PORT_FILENAME)."""
+    return 0 if port == -1 else port
 
 
 def listen_addresses(settings: Settings, default_port: int) -> List[Tuple[Optional[str], int, bool]]:

@@ -48,6 +48,7 @@ class Session:
         "last_cmd_time",
         "proxy",
         "reply_bytes",
+        "close_reason",
     )
 
     def __init__(
@@ -87,6 +88,9 @@ class Session:
         # Value bytes queued on ``out`` since the last write: the machines yield past
         # OUTPUT_BOUND (only commands that return values count, the rest are small).
         self.reply_bytes = 0
+        # Why the server closes this connection, for watchers' conn_close lines: memcached's
+        # default is "error"; quit says "normal", shutdown "shutdown".
+        self.close_reason = "error"
 
     def take_output(self) -> bytes:
         """Everything queued on ``out``, as one string to write; the queue starts afresh."""

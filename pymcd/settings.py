@@ -54,6 +54,7 @@ class Settings:
     worker_logbuf_size: int = 64 * 1024
     read_buf_mem_limit: int = 0
     pidfile: Optional[str] = None
+    port_file: Optional[str] = None  # MEMCACHED_PORT_FILENAME (see pymcd.environment)
     daemonize: bool = False
     user: Optional[str] = None
     memory_file: Optional[str] = None

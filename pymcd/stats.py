@@ -12,7 +12,7 @@ import resource
 import time
 from typing import Dict, Iterable, List, Tuple
 
-from pymcd import MEMCACHED_VERSION, __version__
+from pymcd import MEMCACHED_VERSION
 
 # memcached 1.6.18's `stats` order. Names a source provides that are not listed here follow at the
 # end, in the order given; names listed here that nobody provides are left out.
@@ -71,6 +71,7 @@ class ServerStats:
         self.listen_disabled_num = 0
         self.ssl_handshake_errors = 0
         self.ssl_new_sessions = 0
+        self.read_buf_oom = 0
 
     def uptime(self) -> int:
         return int(self._clock() - self.started)
@@ -84,10 +85,18 @@ class ServerStats:
             ("time_since_server_cert_refresh", int(self._clock() - certs_loaded_at)),
         ]
 
-    def general(self, max_connections: int, threads: int, idle_timeout: int = 0) -> List[Stat]:
+    def general(self, max_connections: int, threads: int, idle_timeout: int = 0,
+                maxconns_fast: bool = True) -> List[Stat]:
+        """memcached's own lines of ``stats``, every one of them (tools count and parse them).
+
+        pymcd has no pools of response objects or read buffers, nor NAPI ids or worker threads
+        to fall back from: those lines report that (zero), memcached's OOM counters aside.
+        """
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        idle = [("idle_kicks", self.idle_kicks)] if idle_timeout else []
-        return idle + [
+        optional = [("idle_kicks", self.idle_kicks)] if idle_timeout else []
+        if maxconns_fast:
+            optional.append(("rejected_connections", self.rejected_connections))
+        return optional + [
             ("pid", os.getpid()),
             ("uptime", self.uptime()),
             ("time", int(self._clock())),
@@ -99,9 +108,14 @@ class ServerStats:
             ("max_connections", max_connections),
             ("curr_connections", self.curr_connections),
             ("total_connections", self.total_connections),
-            ("rejected_connections", self.rejected_connections),
             ("connection_structures", self.connection_structures),
             ("response_obj_oom", self.response_obj_oom),
+            ("response_obj_count", 0),
+            ("response_obj_bytes", 0),
+            ("read_buf_count", 0),
+            ("read_buf_bytes", 0),
+            ("read_buf_bytes_free", 0),
+            ("read_buf_oom", self.read_buf_oom),
             ("reserved_fds", 20),
             ("cmd_flush", self.cmd_flush),
             ("cmd_meta", self.cmd_meta),
@@ -114,7 +128,8 @@ class ServerStats:
             ("time_in_listen_disabled_us", 0),
             ("threads", threads),
             ("conn_yields", self.conn_yields),
-            ("pymcd_version", __version__),
+            ("unexpected_napi_ids", 0),
+            ("round_robin_fallback", 0),
         ]
 
 

@@ -95,7 +95,8 @@ def start_pymcd(args: Sequence[str] = (), port: Optional[int] = None, env: Optio
     return ServerProcess(command, port, env=full_env, wait=wait)
 
 
-def start_memcached(args: Sequence[str] = (), port: Optional[int] = None) -> ServerProcess:
+def start_memcached(args: Sequence[str] = (), port: Optional[int] = None,
+                    env: Optional[dict] = None, wait: bool = True) -> ServerProcess:
     """Debian's memcached with the same flags, for side-by-side comparisons."""
     binary = shutil.which("memcached")
     if binary is None:
@@ -104,7 +105,7 @@ def start_memcached(args: Sequence[str] = (), port: Optional[int] = None) -> Ser
     command = [binary, "-p", str(port), "-U", "0", "-l", HOST] + list(args)
     if os.geteuid() == 0:
         command += ["-u", "root"]
-    return ServerProcess(command, port)
+    return ServerProcess(command, port, env=dict(os.environ, **(env or {})), wait=wait)
 
 
 def have_memcached() -> bool:

@@ -43,6 +43,7 @@ class Quit(BinaryCommand):
 
     def execute(self, session, request: BinaryRequest) -> None:
         succeed(session, request)
+        session.close_reason = "normal"
         session.quit()
 
 

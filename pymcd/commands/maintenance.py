@@ -70,6 +70,7 @@ class Quit(TextCommand):
     allowed_before_auth = True
 
     def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
+        session.close_reason = "normal"
         session.quit()
 
 
@@ -90,6 +91,7 @@ class Shutdown(TextCommand):
         else:
             session.reply(INVALID_SHUTDOWN_MODE)
             return
+        session.close_reason = "shutdown"
         session.close()
         server.request_shutdown(graceful)
 

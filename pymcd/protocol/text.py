@@ -155,7 +155,8 @@ class TextMachine:
                         self._stacked = 0
                 if states is not None:
                     states.after_command(command.writes_at_once, self._pending is not None)
-            if session.close_now:
+            if session.close_now or session.close_after_write:
+                # conn_closing / quit's conn_mwrite: nothing after this line is read.
                 return False
         if states is not None:
             states.batch_done()

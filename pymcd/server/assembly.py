@@ -5,18 +5,20 @@ from __future__ import annotations
 import os
 import signal
 import stat
-from typing import TYPE_CHECKING, Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from twisted.application import internet, service, strports
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from pymcd.context import ServerContext
-from pymcd.options import listen_addresses, listener_specs
+from pymcd.options import bindable_port, listen_addresses, listener_specs
 from pymcd.server.datagram import MemcacheDatagramProtocol
-from pymcd.server.stream import MemcacheStreamFactory
+from pymcd.server.stream import MemcacheStreamFactory, format_address
 from pymcd.service import StoreService
+from pymcd.session import Session
 from pymcd.settings import Settings
 from pymcd.startup import EX_USAGE, StartupError, listen_failure, raise_file_limit
 from pymcd.store import Store
@@ -31,6 +33,24 @@ DRAIN_TIMEOUT = 5.0
 
 # memcached's prot_text(): how a listener's protocol is named in its -vv line.
 LISTENING_PROTOCOL_NAMES = {"auto": "auto-negotiate", "ascii": "ascii", "binary": "binary"}
+
+
+class _AddressRecorder:
+    """Wraps a stream listener's endpoint to learn the address it bound (an ephemeral port, a
+    unix path) for its listening connection and for MEMCACHED_PORT_FILENAME."""
+
+    def __init__(self, endpoint, on_listening) -> None:
+        self.endpoint = endpoint
+        self.on_listening = on_listening
+
+    def listen(self, factory) -> Deferred:
+        listening = self.endpoint.listen(factory)
+        listening.addCallback(self._listening)
+        return listening
+
+    def _listening(self, port):
+        self.on_listening(port.getHost())
+        return port
 
 
 class PymcdService(service.MultiService):
@@ -51,8 +71,10 @@ class PymcdService(service.MultiService):
             self.proxy = ProxyService(self.context, settings.proxy_config)
             self.proxy.setServiceParent(self)
             self.factory = self.proxy.factory
-        self.listeners: List[service.Service] = []
+        self.listeners: List[Tuple[service.Service, Session]] = []
         self.listener_names: Dict[service.Service, str] = {}
+        # (TCP or UDP, address) of every socket bound, in memcached's order, for the port file.
+        self.bound: List[Tuple[str, object]] = []
         self.tls: Optional["ServerTLSContext"] = None
         if settings.ssl_enabled:
             # Imported here: a server without TLS does not load pyOpenSSL at all.
@@ -62,14 +84,19 @@ class PymcdService(service.MultiService):
             self.context.tls = self.tls
         for endpoint, use_tls in listener_specs(settings):
             factory = tls_factory(self.tls, self.factory) if use_tls else self.factory
-            self._add_listener(_endpoint_service(endpoint, factory),
-                               _stream_listener_name(settings, endpoint))
+            listener = _endpoint_service(endpoint, factory)
+            session = self.context.open_listener()
+            listener.endpoint = _AddressRecorder(
+                listener.endpoint, lambda address, session=session: self._bound(session, address))
+            self._add_listener(listener, _stream_listener_name(settings, endpoint), session)
         if settings.udp_port and not settings.unix_socket:  # -s disables the network
             for host, port, _ in listen_addresses(settings, settings.udp_port):
-                udp = internet.UDPServer(port, MemcacheDatagramProtocol(self.context),
+                session = self.context.open_listener(udp=True)
+                udp = internet.UDPServer(bindable_port(port),
+                                         MemcacheDatagramProtocol(self.context, session, self._bound),
                                          interface=host or "")
                 self._add_listener(udp, "UDP port %d" % port if host is None
-                                   else "one of interface(s) %s" % settings.interface)
+                                   else "one of interface(s) %s" % settings.interface, session)
         if settings.http_endpoint:
             # Imported here: without --http neither twisted.web nor prometheus_client loads.
             from pymcd.web.site import web_service
@@ -81,11 +108,16 @@ class PymcdService(service.MultiService):
             idle = internet.TimerService(1.0, self.factory.kick_idle, settings.idle_timeout)
             idle.setServiceParent(self)
 
-    def _add_listener(self, listener: service.Service, name: str) -> None:
-        """``name`` says the listener as memcached's "failed to listen on <name>" does."""
+    def _add_listener(self, listener: service.Service, name: str, session: Session) -> None:
+        """``name`` says the listener as memcached's "failed to listen on <name>" does;
+        ``session`` is its connection in ``stats conns``."""
         listener.setServiceParent(self)
-        self.listeners.append(listener)
+        self.listeners.append((listener, session))
         self.listener_names[listener] = name
+
+    def _bound(self, session: Session, address) -> None:
+        session.peer = format_address(address, listening=True)
+        self.bound.append(("UDP" if session.udp else "TCP", address))
 
     def privilegedStartService(self) -> None:
         """Listen (twistd calls this before dropping privileges; the pymcd script too)."""
@@ -96,6 +128,8 @@ class PymcdService(service.MultiService):
                 child.privilegedStartService()
             except CannotListenError as error:
                 raise listen_failure(self.listener_names[child], error.socketError) from None
+        if self.settings.port_file and not self.settings.unix_socket:
+            _write_port_file(self.settings.port_file, self.bound)
 
     def startService(self) -> None:
         if self.settings.verbose > 1:
@@ -121,9 +155,9 @@ class PymcdService(service.MultiService):
     def _trace_listeners(self) -> None:
         """memcached's -vv line for each listening socket, numbered like connections."""
         negotiation = LISTENING_PROTOCOL_NAMES[self.settings.binding_protocol]
-        for listener in self.listeners:
-            kind = "udp" if isinstance(listener, internet.UDPServer) else negotiation
-            self.context.trace("<%d server listening (%s)" % (self.context.next_conn_id(), kind))
+        for _, session in self.listeners:
+            kind = "udp" if session.udp else negotiation
+            self.context.trace("<%d server listening (%s)" % (session.conn_id, kind))
 
     def shutdown(self, graceful: bool) -> None:
         """``shutdown [graceful]`` and SIGUSR1: stop the reactor, whose shutdown runs
@@ -140,10 +174,28 @@ class PymcdService(service.MultiService):
         and close (within DRAIN_TIMEOUT seconds), then stop the other services. The store
         service stops last, once no connection can reach the store any more, so what its own
         stopService does (saving it, say) sees the final state."""
-        for listener in self.listeners:
+        for listener, _ in self.listeners:
             yield listener.stopService()
         yield self.factory.close_all(DRAIN_TIMEOUT)
         yield super().stopService()
+
+
+def _write_port_file(path: str, bound: List[Tuple[str, object]]) -> None:
+    """memcached's MEMCACHED_PORT_FILENAME: ``TCP INET: <port>`` per inet socket, written to
+    ``<path>.lck`` and renamed, so a reader never sees half of it."""
+    lines = []
+    for transport, address in bound:
+        if isinstance(address, (IPv4Address, IPv6Address)):
+            family = "INET" if isinstance(address, IPv4Address) else "INET6"
+            lines.append("%s %s: %d\n" % (transport, family, address.port))
+    temporary = path + ".lck"
+    try:
+        with open(temporary, "a") as port_file:
+            port_file.write("".join(lines))
+    except OSError as error:
+        log.warn('Failed to open "{path}": {reason}', path=temporary, reason=error.strerror)
+        return
+    os.rename(temporary, path)
 
 
 def _remove_stale_socket(path: Optional[str]) -> None:

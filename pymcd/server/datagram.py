@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from twisted.internet import protocol
 
 from pymcd.context import ServerContext
 from pymcd.protocol.negotiate import machine_for
 from pymcd.protocol.udp import MULTI_PACKET_REFUSAL, frame_reply, parse_request
+from pymcd.session import Session
 
 
 class MemcacheDatagramProtocol(protocol.DatagramProtocol):
@@ -16,22 +19,17 @@ class MemcacheDatagramProtocol(protocol.DatagramProtocol):
     leaves nothing behind to corrupt the next one.
     """
 
-    def __init__(self, server: ServerContext, listen_address: str = "") -> None:
+    def __init__(self, server: ServerContext, session: Session,
+                 on_bound: Callable[[Session, object], None]) -> None:
         self.server = server
-        self.listen_address = listen_address
-        self.session = None
+        self.session = session  # the listener's connection (``stats conns``), made beforehand
+        self.on_bound = on_bound
 
     def startProtocol(self) -> None:
-        host = self.transport.getHost()
-        self.session = self.server.open_session(
-            transport_name="udp", peer="udp:%s:%d" % (host.host, host.port),
-            listen_address="", udp=True, counted=False,
-        )
-        self.session.state = "conn_read"
+        self.on_bound(self.session, self.transport.getHost())
 
     def stopProtocol(self) -> None:
-        if self.session is not None:
-            self.server.close_session(self.session)
+        self.server.close_session(self.session)
 
     def datagramReceived(self, datagram: bytes, address) -> None:
         parsed = parse_request(datagram)

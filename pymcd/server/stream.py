@@ -81,8 +81,8 @@ class MemcacheStreamProtocol(protocol.Protocol):
             return
         self.session = server.open_session(
             transport_name=type(self.transport.getPeer()).__name__,
-            peer=_address(self.transport.getPeer()),
-            listen_address=_address(self.transport.getHost()),
+            peer=format_address(self.transport.getPeer()),
+            listen_address=format_address(self.transport.getHost()),
         )
         self.factory.connections[self.session.conn_id] = self
         _socket_transport(self.transport).bufferSize = OUTPUT_BOUND
@@ -220,11 +220,19 @@ class MemcacheStreamProtocol(protocol.Protocol):
             self.server.close_session(session)
             if self.server.event_log.flags & CONNEVENTS:
                 if self.close_reason is None:
-                    self.close_reason = "normal" if reason.check(ConnectionDone) else "error"
+                    self.close_reason = self._why_closed(reason)
                 self._log_connection(False)
         for waiter in self.closed_waiters:
             waiter.callback(None)
 
+
+    def _why_closed(self, reason: Failure) -> str:
+        """The server's reason when it closed; else "normal" for a client's clean close and
+        "error" for a reset."""
+        session = self.session
+        if session.close_now or session.close_after_write:
+            return session.close_reason
+        return "normal" if reason.check(ConnectionDone) else "error"
 
     def _log_connection(self, opened: bool) -> None:
         """conn_new / conn_close for watchers, with memcached's remote address fields."""
@@ -308,15 +316,24 @@ def _socket_transport(transport):
     return transport
 
 
-def _address(address) -> str:
-    """memcached's spelling of an address in ``stats conns``."""
+# memcached reads a listening socket's own address into a sockaddr_in6: 28 bytes, 26 of them for
+# a unix path, so ``stats conns`` cuts a listener's longer path there.
+LISTENER_PATH_LIMIT = 26
+
+
+def format_address(address, listening: bool = False) -> str:
+    """memcached's spelling of an address in ``stats conns`` (a unix client has no name: memcached
+    shows the empty address's family, 0)."""
     host = getattr(address, "host", None)
     if host is not None:
         kind = getattr(address, "type", "TCP").lower()
         if ":" in host:
-            return "%s:[%s]:%d" % (kind, host, address.port)
+            return "%s6:[%s]:%d" % (kind, host, address.port)
         return "%s:%s:%d" % (kind, host, address.port)
     name = getattr(address, "name", None)
-    if name is not None:
-        return "unix:%s" % (name.decode() if isinstance(name, bytes) else name)
-    return str(address)
+    if name:
+        path = name if isinstance(name, bytes) else name.encode()
+        if listening:
+            path = path[:LISTENER_PATH_LIMIT]
+        return "unix:%s" % path.decode(errors="replace")
+    return "?:<AF 0>"

@@ -35,3 +35,4 @@ class StoreSettings:
     slab_automove_window: int = 30
     slab_automove_freeratio: float = 0.01  # extstore's automover only; shown in stats settings
     dump_enabled: bool = True
+    initial_malloced: int = 0  # bytes counted as allocated before the first page (see pymcd.environment)

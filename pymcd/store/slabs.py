@@ -96,7 +96,8 @@ class SlabAllocator:
 
     @property
     def malloced(self) -> int:
-        return (len(self.pages) - len(self.dropped_pages)) * self.page_size
+        return (len(self.pages) - len(self.dropped_pages)) * self.page_size \
+            + self.settings.initial_malloced
 
     def can_grow(self, cls: SlabClass) -> bool:
         """memcached always lets a class have its first page, even past the limit."""

@@ -307,10 +307,11 @@ class Store(ItemPages):
             return outcomes.TOO_LARGE, 0
         old = self._index.get(key)
         if old is not None and clsid != self._largest and self._page_class[old >> SLOT_BITS] == clsid \
-                and self._classes[clsid].free:
+                and self._classes[clsid].free and settings.lru_segmented:
             # Same class, and memcached would find a free chunk for the new item: the new item
             # takes the old one's chunk instead (same counts, no free/alloc, no re-index). With no
-            # free chunk memcached grows the class or evicts first, so that path is taken below.
+            # free chunk memcached grows the class or evicts first, and the flat LRU (no_modern)
+            # reclaims a dead tail before any alloc, so those take the path below.
             page_number = old >> SLOT_BITS
             page = self._pages[page_number]
             offset = (old & SLOT_MASK) * self._chunk_sizes[page_number]
@@ -327,6 +328,8 @@ class Store(ItemPages):
                 if mode == outcomes.SET:
                     self.unlink(key)
                 return outcomes.NO_MEMORY, 0
+            # Making room may have reclaimed or evicted the old item itself.
+            old = self._index.get(key)
             if old is not None:
                 self.free_item(old)
         cas = new_cas or self._next_cas()
@@ -397,12 +400,19 @@ class Store(ItemPages):
         return locations
 
     def _alloc_chunk(self, clsid: int) -> Optional[int]:
-        """A chunk of ``clsid``: free, from a new page, or by reclaiming or evicting a tail."""
-        location = self.slabs.alloc(clsid)
-        tries = 10
+        """A chunk of ``clsid``: free, from a new page, or by reclaiming or evicting a tail
+        (memcached's do_item_alloc_pull: up to 10 tries, the retries counted as direct
+        reclaims)."""
         segmented = self.settings.lru_segmented
-        while location is None and tries:
-            tries -= 1
+        location = None
+        tries = 0
+        while tries < 10:
+            if not segmented:
+                # The flat LRU reclaims an expired or flushed tail before every alloc.
+                self._pull_tail(clsid, COLD, 0, 0, evict=False)
+            location = self.slabs.alloc(clsid)
+            if location is not None:
+                break
             if segmented:
                 self._pull_tail(clsid, HOT, 0, 0, evict=False)
             if self._pull_tail(clsid, COLD, 0, 0, evict=True) <= 0:
@@ -411,7 +421,9 @@ class Store(ItemPages):
                 if self._pull_tail(clsid, HOT, 0, 0, evict=False) <= 0 and \
                         self._pull_tail(clsid, WARM, 0, 0, evict=False) <= 0:
                     break
-            location = self.slabs.alloc(clsid)
+            tries += 1
+        if tries:
+            self.per_lru["direct_reclaims"][clsid * SEGMENTS + HOT] += tries
         if location is None:
             self.per_lru["outofmemory"][clsid * SEGMENTS + COLD] += 1
         return location

@@ -37,6 +37,8 @@ SCRIPT: List[bytes] = [
     b"set f 4294967295 0 1\r\na\r\nget f\r\nset f 4294967296 0 1\r\na\r\n",
     b"set f -1 0 1\r\na\r\nset f 0 x 1\r\na\r\nset f 0 0 x\r\na\r\n",
     b"set e 0 -1 1\r\na\r\nget e\r\n",
+    # a length memcached cannot add the CRLF to is a bad line, not a block to read
+    b"set l 0 0 2147483647\r\nset l 0 0 2147483646\r\nset l 0 0 4294967295\r\n",
     b"set k 0 0\r\nset\r\nset k 0 0 1 2 3 4\r\nx\r\n",
     # data chunk errors and the swallow of refused blocks
     b"set k 0 0 1\r\nabc\r\n",
@@ -112,6 +114,8 @@ def test_classic_script_matches_memcached():
     b"set k 0 0 1\r\n" + b"x" * 5000,             # a data block that does not end
     b"GET / HTTP/1.1\r\n",
     b"quit\r\n",
+    b"version\r\nquit\r\nversion\r\n",  # nothing after quit is read
+    b"mn\r\nquit\r\nmn\r\n",
 ])
 def test_where_memcached_closes_pymcd_closes(request_bytes):
     """Both servers answer the same bytes and then both close (or both keep) the connection."""

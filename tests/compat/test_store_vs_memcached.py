@@ -189,3 +189,51 @@ def test_items_over_the_largest_chunk_use_the_same_chunks() -> None:
             if name.endswith((":used_chunks", ":total_pages", ":chunk_size"))}
     assert {name: pymcd_slabs.get(name) for name in used} == used
     assert pymcd_items["items:39:number"] == memcached_items["items:39:number"] == "5"
+
+
+def flat_lru_replies(server) -> List[bytes]:
+    """Under no_modern every store first reclaims a dead tail: a flushed item is counted as
+    reclaimed when the next set of its class allocates, not when it is read."""
+    with server:
+        with server.connect() as sock:
+            replies = [exchange(sock, b"set key 0 0 1\r\n1\r\nset other 0 0 1\r\n2\r\n",
+                                expect_end=b"STORED\r\nSTORED\r\n")]
+            time.sleep(1.1)  # flush_all takes items stored before the current second
+            for request in (b"flush_all\r\n", b"set key 0 0 1\r\n1\r\n", b"set new 0 0 1\r\n1\r\n",
+                            b"set k 0 1 1\r\n1\r\n"):
+                replies.append(exchange(sock, request, expect_end=b"\r\n"))
+                counters = stats(sock)
+                replies.append(b"reclaimed=%s items=%s" % (counters["reclaimed"].encode(),
+                                                         counters["curr_items"].encode()))
+    return replies
+
+
+def test_flat_lru_reclaims_before_every_store() -> None:
+    ours, theirs = flat_lru_replies(start_pymcd(["-o", "no_modern"])), \
+        flat_lru_replies(start_memcached(["-o", "no_modern"]))
+    assert b"reclaimed=2 items=2" in theirs
+    assert ours == theirs
+
+
+def fake_malloced_replies(server) -> List[bytes]:
+    """T_MEMD_INITIAL_MALLOC: memcached counts that many bytes as allocated already, so a limit
+    of 4098 MB leaves room for the first page of a class and one more."""
+    value = b"a" * 400 * 1024
+    with server:
+        with server.connect() as sock:
+            replies = [stats(sock, b"slabs")["total_malloced"].encode()]
+            for number in range(6):
+                replies.append(exchange(sock, b"set big%d 0 0 %d\r\n%s\r\n" % (number, len(value), value),
+                                        expect_end=b"\r\n"))
+            slabs = stats(sock, b"slabs")
+            replies += [slabs["total_malloced"].encode(), slabs["active_slabs"].encode()]
+    return replies
+
+
+def test_initial_malloc_from_the_environment_counts_against_the_limit() -> None:
+    env = {"T_MEMD_INITIAL_MALLOC": "4294967328"}
+    flags = ["-m", "4098", "-M"]
+    ours = fake_malloced_replies(start_pymcd(flags, env=env))
+    theirs = fake_malloced_replies(start_memcached(flags, env=env))
+    assert theirs[0] == b"4294967328" and b"SERVER_ERROR out of memory storing object\r\n" in theirs
+    assert ours == theirs

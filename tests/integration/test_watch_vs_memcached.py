@@ -102,3 +102,41 @@ def test_binary_event_lines_match_memcached():
     assert any(b"type=item_store key=bk status=stored cmd=set" in line for line in ours)
     assert any(b"type=item_get key=nope status=not_found" in line for line in ours)
     assert ours == theirs
+
+
+# How a connection ends, and who ends it: the conn_close reason must be memcached's.
+ENDINGS = [
+    b"quit\r\n",                                   # the client asks: normal
+    b"GET / HTTP/1.1\r\n",                         # the server hangs up on HTTP: error
+    b"x" * 3000,                                   # a line too long: error
+    b"version\r\n",                                # the client closes cleanly: normal
+    b"\x81" + b"\x00" * 23,                        # a binary header with a bad magic: error
+    pack_request(BinaryRequest(Opcode.QUIT)),      # binary QUIT: normal
+]
+
+
+def close_reasons(server) -> List[bytes]:
+    watcher = server.connect()
+    assert exchange(watcher, b"watch connevents\r\n", expect_end=b"\r\n", timeout=5) == b"OK\r\n"
+    for ending in ENDINGS:
+        client = server.connect()
+        exchange(client, ending, timeout=1, settle=0.2)  # reads whatever the server says
+        client.close()
+        time.sleep(0.1)
+    received = b""
+    watcher.settimeout(0.5)
+    deadline = time.time() + 10
+    while received.count(b"conn_close") < len(ENDINGS) and time.time() < deadline:
+        try:
+            received += watcher.recv(1 << 16)
+        except socket.timeout:
+            pass
+    watcher.close()
+    return re.findall(rb"type=conn_close .* reason=(\w+)", received)
+
+
+def test_close_reasons_match_memcached():
+    with start_pymcd() as pymcd, start_memcached() as memcached:
+        ours, theirs = close_reasons(pymcd), close_reasons(memcached)
+    assert set(theirs) == {b"normal", b"error"}
+    assert ours == theirs

@@ -143,3 +143,30 @@ def test_new_items_start_hot_and_the_maintainer_moves_them(clocked) -> None:
     assert c.item_stat(CLASS, "number_hot") <= 21
     assert c.item_stat(CLASS, "number_cold") >= 79
     assert c.stat("moves_to_cold") >= 79
+
+
+def test_overwriting_the_item_that_is_evicted_to_make_room(clocked) -> None:
+    """A full class overwrites its least recently used key: making room evicts that very item,
+    and the store must not unlink it a second time (memcached looks the old item up after
+    allocating)."""
+    c = clocked(memory_limit=2 * MIB)
+    store = c.store
+    fill(store, 0, 2 * PER_PAGE)
+    assert store.store(outcomes.SET, b"k00000", 0, 0, b"w" * 1000)[0] == outcomes.STORED
+    assert c.stat("evictions") == 1 and c.stat("curr_items") == 2 * PER_PAGE
+    assert store.peek(b"k00000").value == b"w" * 1000
+    fill(store, 2 * PER_PAGE, PER_PAGE)  # the LRU is still whole
+    assert c.stat("curr_items") == 2 * PER_PAGE and c.stat("evictions") == PER_PAGE + 1
+
+
+def test_flat_lru_reclaims_a_flushed_tail_before_allocating(clocked) -> None:
+    """-o no_modern: every alloc first reclaims the dead tails (up to five), here the item being
+    overwritten and the one stored beside it."""
+    c = clocked(lru_segmented=False, lru_maintainer=False)
+    store = c.store
+    fill(store, 0, 2)
+    c.advance(2)
+    store.flush_all()
+    assert store.store(outcomes.SET, b"k00000", 0, 0, VALUE)[0] == outcomes.STORED
+    assert c.stat("reclaimed") == 2 and c.stat("curr_items") == 1
+    assert store.peek(b"k00000").value == VALUE

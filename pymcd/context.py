@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional, Set
 from pymcd.auth.authfile import AuthTable
 from pymcd.commands.registry import CommandRegistry
 from pymcd.logger import emit_trace
+from pymcd.prefix_stats import PrefixStats
 from pymcd.session import Session
 from pymcd.settings import Settings, settings_stats
 from pymcd.stats import ServerStats, Stat, merge_in_order
@@ -58,6 +59,8 @@ class ServerContext:
         self.store = store
         self.commands = commands if commands is not None else CommandRegistry.discover()
         self.stats = ServerStats()
+        # stats detail; commands record into it while settings.detail_enabled.
+        self.prefix_stats = PrefixStats(settings.prefix_delimiter, settings.hash_algorithm)
         self.verbose = settings.verbose
         self.sessions: Dict[int, Session] = {}
         self._conn_ids = itertools.count(1)
@@ -150,5 +153,6 @@ class ServerContext:
 
     def reset_stats(self) -> None:
         self.stats.reset()
+        self.prefix_stats.clear()
         self.store.reset_counters()
         self.event_log.reset_stats()

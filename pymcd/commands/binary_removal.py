@@ -16,6 +16,8 @@ class Delete(BinaryCommand):
         server = session.server
         if server.verbose > 1:
             server.trace("Deleting %s" % request.key.decode("latin-1"))
+        if server.settings.detail_enabled:
+            server.prefix_stats.record_delete(request.key)
         if server.event_log.flags & ITEM_EVENTS:
             log_lookup(session, request.key)
         result = session.store.delete(request.key, request.cas)

@@ -58,6 +58,8 @@ class Retrieve(BinaryCommand):
             fetch = store.get
         if server.event_log.flags & FETCHERS:
             fetch = logged_fetch(session, fetch)
+        if server.settings.detail_enabled:
+            fetch = server.prefix_stats.recording_fetch(fetch)
         hit = fetch(key)
         if hit is None:
             self._miss(session, request)

@@ -14,9 +14,6 @@ from pymcd.commands.statistics import SECTIONS
 from pymcd.protocol.binary import BinaryRequest, Opcode, Status, pack_response
 from pymcd.stats import Stat
 
-# What ``stats detail dump`` holds while no prefix has been recorded.
-EMPTY_DETAIL_DUMP = b"END\r\n"
-
 
 class Statistics(BinaryCommand):
     """The key names the sub-statistics; memcached does not check the body past it."""
@@ -44,9 +41,11 @@ class Statistics(BinaryCommand):
             fail(session, request, Status.KEY_ENOENT)
 
     def _detail(self, session, request: BinaryRequest, mode: bytes) -> None:
-        settings = session.server.settings
+        server = session.server
+        settings = server.settings
         if mode.startswith(b" dump"):
-            self._send(session, request, (("detailed", EMPTY_DETAIL_DUMP.decode()),))
+            dump = server.prefix_stats.dump().decode("latin-1")
+            self._send(session, request, (("detailed", dump),))
         elif mode.startswith(b" on") or mode.startswith(b" off"):
             settings.detail_enabled = mode.startswith(b" on")
             self._send(session, request, ())
@@ -57,7 +56,7 @@ class Statistics(BinaryCommand):
     def _send(session, request: BinaryRequest, stats: Iterable[Stat]) -> None:
         packets = [
             pack_response(request.opcode, request.opaque, key=name.encode(),
-                          value=str(value).encode())
+                          value=str(value).encode("latin-1"))
             for name, value in stats
         ]
         packets.append(pack_response(request.opcode, request.opaque))

@@ -49,6 +49,8 @@ class Store(BinaryCommand):
                     session.conn_id, self.verb, request.key.decode("latin-1"), length))
             else:
                 server.trace("Value len is %d" % length)
+        if server.settings.detail_enabled:
+            server.prefix_stats.record_set(request.key)
         flags = FLAGS_AND_EXPIRATION.unpack(request.extras)[0] if self.with_extras else 0
         store = session.store
         if not store.item_size_ok(len(request.key), length, flags):

@@ -44,8 +44,11 @@ class Delete(TextCommand):
         if len(key) > KEY_MAX_LENGTH:
             session.reply(BAD_FORMAT)
             return
+        server = session.server
+        if server.settings.detail_enabled:
+            server.prefix_stats.record_delete(key)
         trace_lookup(session, key)
-        if session.server.event_log.flags & ITEM_EVENTS:
+        if server.event_log.flags & ITEM_EVENTS:
             log_lookup(session, key)
         if session.store.delete(key) == outcomes.DELETED:
             session.reply(DELETED)

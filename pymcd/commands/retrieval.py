@@ -37,10 +37,13 @@ class Retrieve(TextCommand):
         else:
             keys = tokens[1:]
         out = session.out
-        verbose = session.server.verbose
+        server = session.server
+        verbose = server.verbose
         fetch = (lambda key: store.gat(key, exptime)) if self.touch else store.get
-        if session.server.event_log.flags & FETCHERS:
+        if server.event_log.flags & FETCHERS:
             fetch = logged_fetch(session, fetch)
+        if server.settings.detail_enabled:
+            fetch = server.prefix_stats.recording_fetch(fetch)
         size = 0
         for key in keys:
             if len(key) > KEY_MAX_LENGTH:
@@ -65,7 +68,7 @@ class Retrieve(TextCommand):
                     out.append(b"VALUE %s %d %d\r\n%s\r\n" % (key, flags, len(data), data))
         session.reply_bytes += size
         if verbose > 1:
-            session.server.trace(">%d END" % session.conn_id)
+            server.trace(">%d END" % session.conn_id)
         out.append(END)
         session.flushed = len(out)
 

@@ -80,12 +80,13 @@ class Stats(TextCommand):
 
     @staticmethod
     def _detail(session, mode: bytes) -> None:
-        settings = session.server.settings
+        server = session.server
         if mode in (b"on", b"off"):
-            settings.detail_enabled = mode == b"on"
+            server.settings.detail_enabled = mode == b"on"
             session.reply(b"OK\r\n")
         elif mode == b"dump":
-            session.out.append(b"END\r\n")
+            # Written as it is, without a -vv line (memcached's write_and_free).
+            session.out.append(server.prefix_stats.dump())
         else:
             session.reply(DETAIL_USAGE)
 

@@ -51,10 +51,13 @@ class Store(TextCommand):
             session.reply(BAD_FORMAT)
             return None
         flags, _, length = numbers
+        server = session.server
+        if server.settings.detail_enabled:
+            server.prefix_stats.record_set(key)
         store = session.store
         if not store.item_size_ok(len(key), length, flags):
             store.count_too_large()
-            if session.server.event_log.flags & ITEM_EVENTS:
+            if server.event_log.flags & ITEM_EVENTS:
                 log_store(session, key, outcomes.TOO_LARGE, self.mode, flags, 0, 0)
             session.reply(TOO_LARGE)
             session.swallow(length + 2)

@@ -61,6 +61,13 @@ SCRIPT = [
     req(0x10, b"bogus") + req(0x10, b"detail on") + req(0x10, b"detail off")
     + req(0x10, b"detail xx") + req(0x10, b"detail dump") + req(0x10, b"reset"),
     req(0x10, b"conns") + req(0x10, b"cachedump 1 1") + req(0x10, b"sizes"),
+    # stats detail counts binary gets (touches too), sets, appends and deletes per prefix
+    req(0x10, b"detail on") + store(b"bp:k", b"v") + req(0x00, b"bp:k") + req(0x0C, b"bp:x")
+    + req(0x1C, b"bq:k", struct.pack(">I", 100)) + req(0x0E, b"bq:k", value=b"X")
+    + req(0x04, b"bp:k") + store(b"bz:big", b"x" * (1024 * 1024 + 10)) + req(0x0D, b"bp:k")
+    + req(0x10, b"detail dump") + req(0x10, b"detailx") + req(0x10, b"detail off")
+    + req(0x00, b"bp:k") + req(0x10, b"detail dumpx") + req(0x10, b"resetx")
+    + req(0x10, b"detail dump"),
     req(0x20) + req(0x21, b"PLAIN", value=b"\0a\0b") + req(0x22, b"PLAIN", value=b"x"),
     store(b"big", b"x" * (1024 * 1024 + 10)) + req(0x19, b"big", value=b"x" * (1024 * 1024 + 10)),
     store(b"big", b"x" * 1000000) + req(0x00, b"big"),

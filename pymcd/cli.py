@@ -1,8 +1,8 @@
 """The ``pymcd`` script: memcached's command line, run on Twisted.
 
 It parses exactly memcached's flags, so init scripts and test harnesses written for memcached
-start pymcd unchanged, and prints -v traces bare on stderr as memcached does. ``-d`` hands the
-same flags to twistd, which knows how to daemonize.
+start pymcd unchanged, and prints -v traces bare on stderr as memcached does. ``-d`` forks the
+process into the background as memcached does (see :mod:`pymcd.daemon`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from twisted.logger import (
     globalLogBeginner,
 )
 
+from pymcd.daemon import daemonize, remove_pid, save_pid
 from pymcd.logger import TRACE_NAMESPACE, BareLineObserver
 from pymcd.options import EarlyExit, parse_arguments, serves_plain_only
 from pymcd.settings import Settings
@@ -49,7 +50,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _serve(args: List[str]) -> int:
     settings = parse_arguments(args)
     if settings.daemonize:
-        return _run_daemonized(args, settings.pidfile)
+        daemonize(change_directory=not settings.core_dumps, keep_stdio=settings.verbose > 0)
 
     install_reactor(settings)
     from twisted.internet import reactor
@@ -64,6 +65,10 @@ def _serve(args: List[str]) -> int:
     server.privilegedStartService()
     server.startService()
     reactor.addSystemEventTrigger("before", "shutdown", server.stopService)
+    if settings.pidfile:
+        save_pid(settings.pidfile)
+        if settings.daemonize:
+            reactor.addSystemEventTrigger("after", "shutdown", remove_pid, settings.pidfile)
     reactor.run()
     return 0
 
@@ -80,13 +85,6 @@ def install_reactor(settings: Settings) -> None:
         lean_reactor.install()
 
 
-def _run_daemonized(args: List[str], pidfile: Optional[str]) -> int:
-    from twisted.scripts.twistd import run
-
-    flags = [a for a in args if a not in ("-d", "--daemon")]
-    sys.argv = ["twistd", "--pidfile", pidfile or "", "pymcd"] + flags
-    run()
-    return 0
 
 
 if __name__ == "__main__":

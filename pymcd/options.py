@@ -200,7 +200,7 @@ def _apply_flag(settings: Settings, key: str, value: str) -> None:
         "W": lambda: setattr(settings, "watch_enabled", False),
         "v": lambda: setattr(settings, "verbose", settings.verbose + 1),
         # Accepted for compatibility; a Python process has no use for them.
-        "k": lambda: None, "r": lambda: None, "d": lambda: setattr(settings, "daemonize", True),
+        "k": lambda: None, "r": lambda: setattr(settings, "core_dumps", True), "d": lambda: setattr(settings, "daemonize", True),
         "L": lambda: None,
     }
     if key in simple_flags:
@@ -335,8 +335,9 @@ HELP_ROWS = [
     ("-l, --listen=<addr>", "interface to listen on (default: INADDR_ANY); comma separated; "
      "if TLS/SSL is enabled, 'notls' prefix can be used to disable for specific listeners "
      "(-l notls:<ip>:<port>)"),
-    ("-d, --daemon", "run as a daemon, through twistd (default: foreground)"),
-    ("-r, --enable-coredumps", IGNORED),
+    ("-d, --daemon", "run as a daemon (default: foreground)"),
+    ("-r, --enable-coredumps", "a daemon keeps its working directory, for core files "
+     "(default: it moves to /)"),
     ("-u, --user=<user>", IGNORED + " (pymcd never switches user; run it as the user it "
      "should be)"),
     ("-m, --memory-limit=<num>", "item memory in megabytes (default: 64)"),
@@ -350,7 +351,8 @@ HELP_ROWS = [
     ("-h, --help", "print this help and exit"),
     ("-i, --license", "print the license and exit"),
     ("-V, --version", "print version and exit"),
-    ("-P, --pidfile=<file>", "save PID in <file>, only used with -d option (default: none)"),
+    ("-P, --pidfile=<file>", "save PID in <file> once listening; a daemon removes it on exit "
+     "(default: none)"),
     ("-f, --slab-growth-factor=<num>", "chunk size growth factor (default: 1.25)"),
     ("-n, --slab-min-size=<bytes>", "min space used for key+value+flags (default: 48)"),
     ("-L, --enable-largepages", IGNORED),
@@ -382,7 +384,8 @@ HELP_ROWS = [
     ("   - maxconns_fast:", "immediately close new connections after limit (default: enabled)"),
     ("   - hashpower:", "shown in stats only: pymcd's hash table grows by itself (default: 0)"),
     ("   - tail_repair_time:", "shown in stats only (default: 0, disabled)"),
-    ("   - hash_algorithm:", "shown in stats only: jenkins, murmur3, xxh3 (default: murmur3)"),
+    ("   - hash_algorithm:", "jenkins, murmur3, xxh3: orders stats detail dump as memcached "
+     "(xxh3 as murmur3) (default: murmur3)"),
     ("   - no_lru_crawler:", "disable the LRU crawler (default: enabled)"),
     ("   - lru_crawler_sleep:", "microseconds to sleep between items (default: 100)"),
     ("   - lru_crawler_tocrawl:", "max items to crawl per slab per run (default: 0, unlimited)"),
@@ -405,7 +408,9 @@ HELP_ROWS = [
     ("   - slab_automove_ratio:", "age ratio that makes the automover move a page "
      "(default: 0.80)"),
     ("   - slab_automove_window:", "automover window, in runs (default: 30)"),
-    ("   - no_hashexpand, modern, no_modern, sock_cookie_id, slab_sizes, inline_ascii_resp, "
+    ("   - no_modern:", "memcached's pre-1.5 defaults: one flat LRU, no maintainer, crawler or "
+     "page moves, jenkins, page-sized chunks"),
+    ("   - no_hashexpand, modern, sock_cookie_id, slab_sizes, inline_ascii_resp, "
      "no_chunked_items, drop_privileges, relaxed_privileges:", IGNORED),
     ("   - ext_path, ext_page_size, ext_wbuf_size, ext_threads, ext_io_depth, ext_item_size, "
      "ext_item_age, ext_low_ttl, ext_recache_rate, ext_compact_under, ext_drop_under, "

@@ -56,6 +56,7 @@ class Settings:
     pidfile: Optional[str] = None
     port_file: Optional[str] = None  # MEMCACHED_PORT_FILENAME (see pymcd.environment)
     daemonize: bool = False
+    core_dumps: bool = False  # -r: a daemon keeps its working directory
     user: Optional[str] = None
     memory_file: Optional[str] = None
     napi_ids: int = 0

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from support import HOST, ServerProcess, exchange, free_port
@@ -158,3 +160,39 @@ def test_reactor_choice(flags, reactor_class, openssl_loaded):
     with ServerProcess(args, port) as server, server.connect() as sock:
         assert exchange(sock, b"set a 0 0 1\r\nx\r\nget a\r\n", b"END\r\n") == (
             b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n")
+
+
+def daemon_life(command, tmp_path, name: str) -> tuple:
+    """Start ``command -d -P <file>`` (the file exists, empty, as mkstemp leaves it), and follow
+    the daemon: parent's exit, pid file, its stats pid, and the pid file after SIGTERM."""
+    port = free_port()
+    pid_path = tmp_path / (name + ".pid")
+    pid_path.write_text("")
+    parent = subprocess.run(command + ["-d", "-P", str(pid_path), "-p", str(port), "-U", "0",
+                                       "-l", HOST], timeout=30)
+    deadline = time.time() + 15
+    while not pid_path.read_text() and time.time() < deadline:
+        time.sleep(0.05)
+    written = pid_path.read_text()
+    pid = int(written)
+    with socket.create_connection((HOST, port), timeout=5) as sock:
+        reported = exchange(sock, b"stats\r\n", expect_end=b"END\r\n").split(b"\r\n")[0]
+    os.kill(pid, signal.SIGTERM)
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)
+    return (parent.returncode, written == "%d\n" % pid, reported == b"STAT pid %d" % pid,
+            pid_path.exists())
+
+
+@pytest.mark.skipif(shutil.which("memcached") is None, reason="memcached not installed")
+def test_daemonizes_as_memcached(tmp_path):
+    memcached = [shutil.which("memcached")] + (["-u", "root"] if os.geteuid() == 0 else [])
+    theirs = daemon_life(memcached, tmp_path, "memcached")
+    ours = daemon_life([sys.executable, "-m", "pymcd"], tmp_path, "pymcd")
+    assert theirs == (0, True, True, False)
+    assert ours == theirs

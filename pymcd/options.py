@@ -412,9 +412,9 @@ HELP_ROWS = [
      "page moves, jenkins, page-sized chunks"),
     ("   - no_hashexpand, modern, sock_cookie_id, slab_sizes, inline_ascii_resp, "
      "no_chunked_items, drop_privileges, relaxed_privileges:", IGNORED),
-    ("   - ext_path, ext_page_size, ext_wbuf_size, ext_threads, ext_io_depth, ext_item_size, "
-     "ext_item_age, ext_low_ttl, ext_recache_rate, ext_compact_under, ext_drop_under, "
-     "ext_max_frag, ext_max_sleep, ext_drop_unread, slab_automove_freeratio:",
+    # Named by their common prefix only: tools (memcached's own test suite among them) read an
+    # "ext_path" in -h as "built with extstore".
+    ("   - ext_* (extstore's options), slab_automove_freeratio:",
      IGNORED + ": pymcd has no external storage (extstore)"),
     ("   - ssl_chain_cert:", "certificate chain file in PEM format (default: none)"),
     ("   - ssl_key:", "private key, if not part of the ssl_chain_cert (default: none)"),

@@ -43,6 +43,9 @@ def test_help_lists_every_option_with_its_default():
     for name in LONG_OPTIONS:
         assert "--" + name.rstrip("=") in flags
     for key in OPTIONS:  # "most options have a 'no_' prefix to disable"
+        if key.startswith("ext_"):  # extstore's, listed as ext_* (see test_help_does_not_claim_extstore)
+            assert "ext_*" in flags
+            continue
         assert key in flags or key.replace("no_", "", 1) in flags or "no_" + key in flags, key
     assert flags.index("-Z") < flags.index("ssl_chain_cert") < flags.index("-N")
     actions = ("-h, ", "-i, ", "-V, ", "-vv", "-vvv", "-o, ", "pymcd's own")
@@ -196,3 +199,8 @@ def test_daemonizes_as_memcached(tmp_path):
     ours = daemon_life([sys.executable, "-m", "pymcd"], tmp_path, "pymcd")
     assert theirs == (0, True, True, False)
     assert ours == theirs
+
+
+def test_help_does_not_claim_extstore():
+    """memcached's test suite (and other tools) take "ext_path" in -h for an extstore build."""
+    assert "ext_path" not in run_cli("-h").stdout

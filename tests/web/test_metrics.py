@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from pymcd import __version__
+
 from support import HOST, stats
 from web_support import (
     check_all,
@@ -226,7 +228,7 @@ def test_pymcd_families(loaded_server):
     assert value_between(samples[("pymcd_watch_lines_sent_total", ())],
                          number(before["log_watcher_sent"]), number(after["log_watcher_sent"]))
     assert samples[("pymcd_watchers", ())] == 1
-    assert ("pymcd_info", labels(version=after["pymcd_version"], memcached_version="1.6.18")) \
+    assert ("pymcd_info", labels(version=__version__, memcached_version="1.6.18")) \
         in samples
     assert samples[("process_resident_memory_bytes", ())] > 10e6
 

@@ -43,7 +43,11 @@ class Slot:
         if self.hide is not None and self.hide(reply):
             reply = b""
         self.reply = reply
-        _ready.add(self.connection)
+        connection = self.connection
+        connection.outstanding -= 1
+        if connection.holding and connection.outstanding <= connection.service.request_limit // 2:
+            connection.let_go()
+        _ready.add(connection)
 
 
 class ProxyStreamProtocol(MemcacheStreamProtocol):
@@ -53,6 +57,10 @@ class ProxyStreamProtocol(MemcacheStreamProtocol):
         super().__init__(server, clock)
         self.service = service
         self.internal_session = None
+        # Routed requests not answered yet; at the config's active_request_limit the
+        # connection stops reading until half of them are answered.
+        self.outstanding = 0
+        self.holding = False
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -61,11 +69,32 @@ class ProxyStreamProtocol(MemcacheStreamProtocol):
             self.session.protocol_name = "ascii"
             self.machine = TextMachine(self.session, self.service.dispatch)
 
+    # ------------------------------------------------------------------ in-flight limit
+    def dataReceived(self, data: bytes) -> None:
+        super().dataReceived(data)
+        self._hold_if_busy()
+
+    def _resume(self) -> None:
+        super()._resume()
+        self._hold_if_busy()
+
+    def _hold_if_busy(self) -> None:
+        if self.outstanding >= self.service.request_limit:
+            self.holding = True
+            if not self._write_blocked:
+                self.pauseProducing()
+
+    def let_go(self) -> None:
+        self.holding = False
+        if self.transport.connected:
+            self.resumeProducing()
+
     # ------------------------------------------------------------------ routing
     def route(self, command: bytes, key: bytes, tokens: List[bytes], value: Optional[bytes],
               hide: Hide) -> None:
         slot = Slot(self, hide)
         self.session.out.append(slot)
+        self.outstanding += 1
         self.service.count(command)
         self.service.handle(ProxyRequest(command, key, tokens, value, self), slot.fill)
 
@@ -74,6 +103,7 @@ class ProxyStreamProtocol(MemcacheStreamProtocol):
         key failed: then the client gets the first failure, as for a single get."""
         slot = Slot(self, None)
         self.session.out.append(slot)
+        self.outstanding += 1
         command = head[0]
         self.service.count(command)
         answers: List[Optional[tuple]] = [None] * len(keys)

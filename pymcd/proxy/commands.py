@@ -51,15 +51,23 @@ def _meta_quiet(tokens: List[bytes], first_flag: int):
     return kept, QUIET_HIDES.get(command)
 
 
-class RoutedFetch(TextCommand):
+class Routed(TextCommand):
+    """A routed twin of one of the server's commands: the same names and token counts."""
+
+    def __init__(self, served: TextCommand, meta: bool = False) -> None:
+        self.names = served.names
+        self.arity = served.arity
+        self.meta = meta
+
+
+class RoutedFetch(Routed):
     """get/gets/gat/gats: each key routed on its own, the answers merged in the request's order
     under one END."""
 
     writes_at_once = True
 
     def __init__(self, served: TextCommand) -> None:
-        self.names = served.names
-        self.arity = served.arity
+        super().__init__(served)
         self.first_key = 2 if served.touch else 1
 
     def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
@@ -79,13 +87,8 @@ class RoutedFetch(TextCommand):
             client.route_multiget(tokens[:first_key], keys)
 
 
-class RoutedKeyed(TextCommand):
+class RoutedKeyed(Routed):
     """delete, incr, decr, touch (classic) and mg, md, ma, me (meta): one key at token 1."""
-
-    def __init__(self, served: TextCommand, meta: bool) -> None:
-        self.names = served.names
-        self.arity = served.arity
-        self.meta = meta
 
     def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
         key = tokens[1]
@@ -96,15 +99,10 @@ class RoutedKeyed(TextCommand):
         session.proxy.route(tokens[0], key, forwarded, None, hide)
 
 
-class RoutedStore(TextCommand):
+class RoutedStore(Routed):
     """set/add/replace/append/prepend/cas and ms: the block is read here, then routed."""
 
     takes_value = True
-
-    def __init__(self, served: TextCommand, meta: bool) -> None:
-        self.names = served.names
-        self.arity = served.arity
-        self.meta = meta
 
     def begin(self, session, tokens: List[bytes]) -> Optional[int]:
         if len(tokens[1]) > KEY_MAX_LENGTH:
@@ -127,14 +125,13 @@ class RoutedStore(TextCommand):
         session.proxy.route(tokens[0], tokens[1], forwarded, value, hide)
 
 
-class ProxyStats(TextCommand):
+class ProxyStats(Routed):
     """``stats proxy`` is the proxy's; every other ``stats`` is the server's own."""
 
     writes_at_once = True
 
     def __init__(self, served: TextCommand) -> None:
-        self.names = served.names
-        self.arity = served.arity
+        super().__init__(served)
         self.served = served
 
     def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:

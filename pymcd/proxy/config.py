@@ -29,6 +29,8 @@ from pymcd.proxy.handlers import (
 )
 
 BackendKey = Tuple[BackendAddress, Tuple]
+# Routed requests one client connection may have unanswered before the proxy stops reading it.
+DEFAULT_ACTIVE_REQUEST_LIMIT = 4096
 BackendMaker = Callable[[BackendAddress, BackendOptions], Backend]
 
 
@@ -60,8 +62,15 @@ class ProxyConfig:
         self.backends: Dict[BackendKey, Backend] = {}
         self._make_backend = make_backend
         self._reuse = reuse
-        options = BackendOptions().updated(
-            {name: value for name, value in draft.settings.items() if name.startswith("backend_")})
+        settings = dict(draft.settings)
+        self.active_request_limit = int(settings.pop("active_request_limit",
+                                                     DEFAULT_ACTIVE_REQUEST_LIMIT))
+        if self.active_request_limit < 1:
+            raise ConfigError("active_request_limit must be at least 1")
+        unknown = [name for name in settings if not name.startswith("backend_")]
+        if unknown:
+            raise ConfigError("unknown settings: %s" % ", ".join(sorted(unknown)))
+        options = BackendOptions().updated(settings)
         self.pools: Dict[str, Pool] = {}
         self.pool_sets: Dict[str, Dict[str, Pool]] = {}
         for name, spec in draft.pools.items():

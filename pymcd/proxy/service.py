@@ -40,6 +40,7 @@ class ProxyService(service.Service):
         self.request_log = RequestLog(context.event_log, clock)
         self.config = ProxyConfig(load_draft(path), self._new_backend, {}, self.request_log)
         self.router = self.config.router
+        self.request_limit = self.config.active_request_limit
         self.factory = ProxyStreamFactory(context, self)
         # Backends a reload dropped that still have requests to answer.
         self.retiring: List[Backend] = []
@@ -92,6 +93,7 @@ class ProxyService(service.Service):
             return False
         old = self.config
         self.config, self.router = config, config.router
+        self.request_limit = config.active_request_limit
         self.reloads += 1
         kept = set(map(id, config.backends.values()))
         for backend in old.backends.values():

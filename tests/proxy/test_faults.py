@@ -207,3 +207,25 @@ def test_connect_timeout_when_the_backend_never_accepts():
         for filler in fillers:
             filler.close()
         full.close()
+
+
+def test_active_request_limit_stops_reading_a_client_until_answers_come():
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    port = silent.getsockname()[1]
+    text = config('a={"backends": ["127.0.0.1:%d"]}' % port, 'route_direct(child="a")',
+                  "active_request_limit=100, backend_readtimeout=0.5, backend_failurelimit=1,"
+                  " backend_retrytimeout=30")
+    try:
+        with start_proxy(text) as proxy:
+            sock = proxy.connect(timeout=10)
+            sock.sendall(b"get k\r\n" * 600)
+            time.sleep(0.3)
+            sent = int(stats(proxy.connect(), b"proxy")["backend_127.0.0.1:%d_requests" % port])
+            assert 100 <= sent < 200  # the rest waits, unread, in the socket
+            # the read timeout fails what was sent, the backend goes down, the rest fails at once
+            reply = exchange(sock, b"", expect_end=FAILURE * 600, timeout=10)
+            assert reply == FAILURE * 600
+    finally:
+        silent.close()

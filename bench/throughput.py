@@ -1,22 +1,36 @@
-"""Throughput of pymcd against memcached -t 1 and the bare-Twisted ceiling, in one run.
+"""Throughput of pymcd against memcached -t 1, every workload and runtime in one run.
 
 Each server is pinned to core 0 and the load generator (Debian's memcaslap, i.e. memaslap, or
-pymcd's own pymcd-slap with --client pymcd-slap) to core 1, one server at a time, with the same
-workload: 90% get / 10% set, 64-byte keys, 100-byte values, 32 concurrent connections. The
-machines are noisy, so the figures that matter are the ratios within one run. ``pymcd`` runs on
-its lean reactor (its default); ``pymcd-stock`` is the same server on Twisted's stock epoll
-reactor, which the ceiling also uses.
+pymcd's own pymcd-slap with --client pymcd-slap) to core 1, one server at a time, 32 concurrent
+connections. Workloads (``--workloads``):
 
-    python bench/throughput.py [--time 10s] [--binary] [--udp] [--rounds 1]
+- ``ascii``: 90% get / 10% set, 64-byte keys, 100-byte values, text protocol;
+- ``binary``: the same over the binary protocol (memcaslap -B);
+- ``udp``: the same over UDP (memcaslap -U);
+- ``multiget``: the same with 20-key multi-gets (memcaslap -d 20), counted in keys/s from the
+  server's own ``cmd_get + cmd_set``;
+- ``4k``: the ascii mix with 4 KB values.
+
+Servers (``--servers``): ``memcached`` (-t 1), ``pymcd`` (the script), ``twistd`` (``twistd -n
+pymcd``, as the README starts it), optionally ``pymcd-stock`` (--stock-reactor) and ``ceiling``
+(a bare Twisted dict server, ascii only). ``--python pypy3`` adds each pymcd server once more on
+that interpreter (needs a venv of it with pymcd installed, e.g. ``--python v/bin/pypy3``); a
+PyPy server is first warmed up for ``--warmup`` under the same load. The machines are noisy, so
+the figures that matter are the ratios to memcached within one round; the report gives their
+median over rounds.
+
+    python bench/throughput.py [--time 10s] [--rounds 2] [--workloads ascii,binary,udp,multiget,4k]
+                               [--servers memcached,pymcd,twistd] [--python pypy3] [--warmup 20s]
                                [--client memcaslap|pymcd-slap] [--baseline SRC]
-                               [--servers a,b,...]
 
-``--baseline SRC`` adds ``pymcd-baseline``: pymcd imported from another source tree (say an
-export of main: ``git archive main | tar -x -C /tmp/base``), to measure a change before and
-after in one run. ``--servers`` also knows ``pymcd-http`` (pymcd with ``--http``, nobody
-looking) and ``pymcd-scraped`` (the same with /metrics fetched every 100 ms during the load).
+``--baseline SRC`` adds ``pymcd-baseline``: the pymcd script importing pymcd from another source
+tree (say an export of main: ``git archive main | tar -x -C /tmp/base``), to measure a change
+before and after in one run. ``--servers`` also knows ``pymcd-http`` (pymcd with ``--http``,
+nobody looking) and ``pymcd-scraped`` (the same with /metrics fetched every 100 ms during the
+load). Besides ops/s, each server's own CPU per operation is recorded: its inverse ("capacity")
+is steadier than ops/s on a shared machine.
 
-Writes bench/results/throughput-<protocol>-<timestamp>.json and prints a table.
+Writes bench/results/throughput-<timestamp>.json and prints a table.
 """
 
 from __future__ import annotations
@@ -25,6 +39,7 @@ import argparse
 import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -33,41 +48,53 @@ import threading
 import urllib.request
 from typing import Dict, List, Optional
 
-from harness import (
-    MIXED_WORKLOAD,
-    ROOT,
-    free_port,
-    process_cpu_seconds,
-    summary_figures,
-    wait_for,
-    write_results,
-)
+from harness import ROOT, free_port, process_cpu_seconds, summary_figures, wait_for, write_results
 
 CEILING = ROOT.parent / "shared" / "bench" / "ceiling_twisted.py"
+WORKLOADS = {
+    # name: (value size, memcaslap flags)
+    "ascii": (100, []),
+    "binary": (100, ["-B"]),
+    "udp": (100, ["-U"]),
+    "multiget": (100, ["-d", "20"]),
+    "4k": (4096, []),
+}
+CLIENTS = {"memcaslap": ["memcaslap"],
+           "pymcd-slap": [sys.executable, "-m", "pymcd.slap", "--no-progress"]}
 
 
-def server_commands(port: int, udp: bool, binary: bool,
-                    baseline: Optional[str] = None, http_port: int = 0) -> Dict[str, List[str]]:
+def workload_config(value_size: int) -> str:
+    """memaslap's config format: 64-byte keys, fixed-size values, 90% get / 10% set."""
+    return "key\n64 64 1\nvalue\n%d %d 1\ncmd\n0 0.1\n1 0.9\n" % (value_size, value_size)
+
+
+def script_of(python: str, name: str) -> str:
+    """The console script installed beside ``python`` (its venv's bin/)."""
+    beside = os.path.join(os.path.dirname(python), name)
+    return beside if os.path.exists(beside) else (shutil.which(name) or name)
+
+
+def server_command(name: str, python: str, port: int, udp: bool, baseline: Optional[str] = None,
+                   http_port: int = 0) -> Optional[List[str]]:
     udp_port = str(port) if udp else "0"
-    pymcd = [sys.executable, "-m", "pymcd", "-p", str(port), "-U", udp_port,
-             "-l", "127.0.0.1", "-t", "1"]
-    commands = {
-        "pymcd": pymcd,
+    memcached_flags = ["-p", str(port), "-U", udp_port, "-l", "127.0.0.1", "-t", "1"]
+    if name == "memcached":
+        return [shutil.which("memcached") or "memcached"] + memcached_flags + ["-u", "root"]
+    if name == "pymcd":
+        return [python, "-m", "pymcd"] + memcached_flags
+    if name in ("pymcd-http", "pymcd-scraped"):
         # With the web site on (--http): nobody looking, and a scraper polling /metrics.
-        "pymcd-http": pymcd + ["--http", str(http_port)],
-        "pymcd-scraped": pymcd + ["--http", str(http_port)],
-        # The same pymcd on Twisted's stock reactor, like the ceiling.
-        "pymcd-stock": [sys.executable, "-m", "pymcd", "-p", str(port), "-U", udp_port,
-                        "-l", "127.0.0.1", "-t", "1", "--stock-reactor"],
-        "memcached": [shutil.which("memcached") or "memcached", "-p", str(port), "-U", udp_port,
-                      "-l", "127.0.0.1", "-t", "1", "-u", "root"],
-    }
-    if baseline:
-        commands["pymcd-baseline"] = ["env", "PYTHONPATH=" + baseline] + commands["pymcd"]
-    # The ceiling speaks only the text protocol over TCP.
-    if not udp and not binary and CEILING.exists():
-        commands["ceiling"] = [sys.executable, str(CEILING), str(port)]
-    return commands
+        return [python, "-m", "pymcd"] + memcached_flags + ["--http", str(http_port)]
+    if name == "pymcd-baseline" and baseline:
+        return ["env", "PYTHONPATH=" + baseline, python, "-m", "pymcd"] + memcached_flags
+    if name == "pymcd-stock":
+        return [python, "-m", "pymcd"] + memcached_flags + ["--stock-reactor"]
+    if name == "twistd":
+        return [script_of(python, "twistd"), "-n", "--pidfile=", "--logfile=/dev/null",
+                "pymcd"] + memcached_flags
+    if name == "ceiling" and not udp and CEILING.exists():
+        return [python, str(CEILING), str(port)]
+    return None
 
 
 class Poller(threading.Thread):
@@ -97,24 +124,33 @@ class Poller(threading.Thread):
 OBSERVERS = {"pymcd-scraped": lambda http_port: Poller(
     "http://127.0.0.1:%d/metrics" % http_port, 0.1)}
 
-CLIENTS = {"memcaslap": ["memcaslap"],
-           "pymcd-slap": [sys.executable, "-m", "pymcd.slap", "--no-progress"]}
+
+def counted_keys(port: int) -> int:
+    """cmd_get + cmd_set from ``stats``: keys, whatever the client counts as an operation."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"stats\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    figures = dict(re.findall(rb"STAT (cmd_get|cmd_set) (\d+)", data))
+    return int(figures.get(b"cmd_get", 0)) + int(figures.get(b"cmd_set", 0))
 
 
-def run_client(client: str, port: int, seconds: str, binary: bool, udp: bool,
+def run_client(client: str, port: int, seconds: str, flags: List[str],
                config: str) -> Dict[str, float]:
     """Either load generator: pymcd-slap takes memaslap's options and prints its summary."""
     command = ["taskset", "-c", "1"] + CLIENTS[client] + [
-        "-s", "127.0.0.1:%d" % port, "-T", "1", "-c", "32", "-t", seconds, "-F", config]
-    if binary:
-        command.append("-B")
-    if udp:
-        command.append("-U")
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        "-s", "127.0.0.1:%d" % port, "-T", "1", "-c", "32", "-t", seconds, "-F", config] + flags
+    before = counted_keys(port)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     output = result.stdout + result.stderr
     figures = summary_figures(output)
     if figures is None:
         raise RuntimeError("%s produced no summary:\n%s" % (client, output[-2000:]))
+    figures["keys_per_s"] = (counted_keys(port) - before) / figures["run_time"]
     for counter in ("get_misses", "verify_failed", "packet_drop", "udp_timeout"):
         found = re.search(r"%s: (\d+)" % counter, output)
         if found:
@@ -122,19 +158,21 @@ def run_client(client: str, port: int, seconds: str, binary: bool, udp: bool,
     return figures
 
 
-def measure(name: str, command: List[str], args: argparse.Namespace, config: str,
-            port: int, http_port: int) -> Dict[str, float]:
+def measure(name: str, command: List[str], args: argparse.Namespace, flags: List[str],
+            config: str, port: int, http_port: int, warmup: Optional[str]) -> Dict[str, float]:
     process = subprocess.Popen(["taskset", "-c", "0"] + command, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     observer = None
     try:
         wait_for(port)
+        if warmup:
+            run_client(args.client, port, warmup, flags, config)
         if name in OBSERVERS:
             wait_for(http_port)
             observer = OBSERVERS[name](http_port)
             observer.start()
         cpu_before = process_cpu_seconds(process.pid)
-        figures = run_client(args.client, port, args.time, args.binary, args.udp, config)
+        figures = run_client(args.client, port, args.time, flags, config)
         # The server's own CPU per request is steadier than ops/s on a shared machine; its
         # inverse is the throughput the server could reach.
         figures["cpu_us_per_op"] = (process_cpu_seconds(process.pid) - cpu_before) \
@@ -149,65 +187,85 @@ def measure(name: str, command: List[str], args: argparse.Namespace, config: str
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--time", default="10s", help="memcaslap run time per server (10s, 1m)")
-    parser.add_argument("--binary", action="store_true", help="binary protocol (memcaslap -B)")
-    parser.add_argument("--udp", action="store_true", help="UDP (memcaslap -U)")
+    parser.add_argument("--time", default="10s", help="run time per server and workload")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the whole comparison")
-    parser.add_argument("--servers", default="pymcd,pymcd-stock,memcached,ceiling")
-    parser.add_argument("--baseline", help="source tree of a pymcd to compare (pymcd-baseline)")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--servers", default="memcached,pymcd,twistd",
+                        help="memcached, pymcd, twistd, pymcd-stock, ceiling, pymcd-http, "
+                        "pymcd-scraped")
+    parser.add_argument("--python", action="append", default=[],
+                        help="also run the pymcd servers on this interpreter (repeatable)")
+    parser.add_argument("--warmup", default="20s", help="load before measuring a PyPy server")
     parser.add_argument("--client", choices=sorted(CLIENTS), default="memcaslap",
                         help="load generator (pymcd-slap takes the same options)")
+    parser.add_argument("--baseline", help="source tree of a pymcd to compare (pymcd-baseline)")
     args = parser.parse_args(argv)
     if args.client == "memcaslap" and shutil.which("memcaslap") is None:
         print("memcaslap not found: apt-get install libmemcached-tools", file=sys.stderr)
         return 2
-    wanted = args.servers.split(",")
-    if args.baseline and "pymcd-baseline" not in wanted:
-        wanted.append("pymcd-baseline")
-    protocol = "udp" if args.udp else ("binary" if args.binary else "ascii")
-    with tempfile.NamedTemporaryFile("w", suffix=".cnf", delete=False) as handle:
-        handle.write(MIXED_WORKLOAD)
-        config = handle.name
-    rounds: List[Dict[str, Dict[str, float]]] = []
-    try:
-        for round_number in range(args.rounds):
-            figures: Dict[str, Dict[str, float]] = {}
-            # Alternate the order so that drift on the machine does not favour one server.
-            for name in wanted if round_number % 2 == 0 else list(reversed(wanted)):
-                port, http_port = free_port(), free_port()
-                command = server_commands(port, args.udp, args.binary, args.baseline,
-                                          http_port).get(name)
-                if command is not None:
-                    figures[name] = measure(name, command, args, config, port, http_port)
-            rounds.append(figures)
-    finally:
-        os.unlink(config)
-    summary = {name: sum(r[name]["tps"] for r in rounds) / len(rounds) for name in rounds[0]}
-    # Each round measures the servers back to back, so a ratio within a round is the least
-    # disturbed figure on a noisy machine; the median over rounds is what is reported.
-    ratios, capacity = {}, {}
-    for a, b in (("pymcd", "pymcd-baseline"), ("pymcd", "ceiling"), ("pymcd-stock", "ceiling"),
-                 ("pymcd", "memcached"), ("pymcd-stock", "memcached"), ("ceiling", "memcached"),
-                 ("pymcd-http", "pymcd"), ("pymcd-scraped", "pymcd"),
-                 ("pymcd-scraped", "pymcd-http")):
-        if a in summary and b in summary:
-            ratios["%s/%s" % (a, b)] = statistics.median(r[a]["tps"] / r[b]["tps"] for r in rounds)
-            capacity["%s/%s" % (a, b)] = statistics.median(
-                r[b]["cpu_us_per_op"] / r[a]["cpu_us_per_op"] for r in rounds)
-    report = {"protocol": protocol, "time": args.time, "client": args.client,
-              "workload": "90% get / 10% set, 64 B keys, 100 B values, 32 connections, servers "
-              "on core 0, " + args.client + " -T 1 on core 1",
-              "rounds": rounds, "mean_tps": summary, "ratios": ratios,
-              "capacity_ratios": capacity}
-    client = "" if args.client == "memcaslap" else "-" + args.client
-    out = write_results("throughput-%s%s" % (protocol, client), report)
-    print("protocol: %s, client: %s, %d round(s) of %s"
-          % (protocol, args.client, args.rounds, args.time))
-    for name, tps in summary.items():
-        print("  %-10s %10.0f ops/s" % (name, tps))
-    for name, ratio in ratios.items():
-        print("  %-26s ops/s %.3f, capacity (1 / server CPU per op) %.3f (medians of per-round "
-              "ratios)" % (name, ratio, capacity[name]))
+    pythons = [sys.executable] + [shutil.which(p) or p for p in args.python]
+    # (label, server, interpreter): memcached once, each pymcd server on each interpreter.
+    servers = []
+    names = args.servers.split(",") + (["pymcd-baseline"] if args.baseline else [])
+    for name in names:
+        for python in ([sys.executable] if name == "memcached" else pythons):
+            runtime = "" if python == sys.executable else "@" + os.path.basename(python)
+            servers.append((name + runtime, name, python))
+    rounds: List[Dict[str, Dict[str, Dict[str, float]]]] = []
+    for round_number in range(args.rounds):
+        figures: Dict[str, Dict[str, Dict[str, float]]] = {}
+        for workload in args.workloads.split(","):
+            size, flags = WORKLOADS[workload]
+            with tempfile.NamedTemporaryFile("w", suffix=".cnf", delete=False) as handle:
+                handle.write(workload_config(size))
+            try:
+                # Alternate the order so that drift on the machine does not favour one server.
+                order = servers if round_number % 2 == 0 else list(reversed(servers))
+                for label, name, python in order:
+                    port, http_port = free_port(), free_port()
+                    command = server_command(name, python, port, workload == "udp",
+                                             args.baseline, http_port)
+                    if command is None or (name == "ceiling" and workload != "ascii"):
+                        continue
+                    warmup = args.warmup if "pypy" in os.path.basename(python) else None
+                    result = measure(name, command, args, flags, handle.name, port, http_port,
+                                     warmup)
+                    figures.setdefault(workload, {})[label] = result
+                    print("round %d %-9s %-22s %10.0f ops/s %10.0f keys/s"
+                          % (round_number + 1, workload, label, result["tps"],
+                             result["keys_per_s"]), flush=True)
+            finally:
+                os.unlink(handle.name)
+        rounds.append(figures)
+    # The figure of a workload: ops/s, but keys/s for multi-gets (a multi-get is one op).
+    unit = {workload: "keys_per_s" if workload == "multiget" else "tps" for workload in WORKLOADS}
+    ratios: Dict[str, Dict[str, float]] = {}
+    capacity: Dict[str, Dict[str, float]] = {}
+    for workload in args.workloads.split(","):
+        for label in rounds[0].get(workload, {}):
+            if label == "memcached" or "memcached" not in rounds[0][workload]:
+                continue
+            pairs = [(r[workload][label], r[workload]["memcached"]) for r in rounds
+                     if label in r.get(workload, {})]
+            ratios.setdefault(workload, {})[label] = statistics.median(
+                ours[unit[workload]] / theirs[unit[workload]] for ours, theirs in pairs)
+            capacity.setdefault(workload, {})[label] = statistics.median(
+                theirs["cpu_us_per_op"] / ours["cpu_us_per_op"] for ours, theirs in pairs)
+    report = {"time": args.time, "client": args.client, "rounds": rounds, "ratios": ratios,
+              "capacity_ratios": capacity,
+              "workload": "90% get / 10% set, 64 B keys, 32 connections, servers on core 0, "
+              + args.client + " -T 1 on core 1; multiget in keys/s (cmd_get + cmd_set)"}
+    out = write_results("throughput", report)
+    labels = [label for label, _, _ in servers if label != "memcached"]
+    for title, table in (("ops/s (multiget: keys/s)", ratios),
+                         ("capacity, 1 / server CPU per op", capacity)):
+        print("\nratio to memcached -t 1, %s: median of per-round ratios, %d round(s) of %s"
+              % (title, args.rounds, args.time))
+        print("  %-9s" % "" + "".join(" %22s" % label for label in labels))
+        for workload, by_label in table.items():
+            print("  %-9s" % workload + "".join(
+                " %22s" % ("%.2f" % by_label[label] if label in by_label else "-")
+                for label in labels))
     print("written to %s" % out)
     return 0
 

@@ -18,9 +18,9 @@ from twisted.logger import (
 )
 
 from pymcd.daemon import daemonize, remove_pid, save_pid
+from pymcd.lean_reactor import install_server_reactor
 from pymcd.logger import TRACE_NAMESPACE, BareLineObserver
-from pymcd.options import EarlyExit, parse_arguments, serves_plain_only
-from pymcd.settings import Settings
+from pymcd.options import EarlyExit, parse_arguments
 from pymcd.startup import StartupError
 
 
@@ -52,7 +52,7 @@ def _serve(args: List[str]) -> int:
     if settings.daemonize:
         daemonize(change_directory=not settings.core_dumps, keep_stdio=settings.verbose > 0)
 
-    install_reactor(settings)
+    install_server_reactor(settings)
     from twisted.internet import reactor
 
     from pymcd.server.assembly import build_server
@@ -71,18 +71,6 @@ def _serve(args: List[str]) -> int:
             reactor.addSystemEventTrigger("after", "shutdown", remove_pid, settings.pidfile)
     reactor.run()
     return 0
-
-
-def install_reactor(settings: Settings) -> None:
-    """Choose the reactor before anything imports one: pymcd's lean epoll reactor unless
-    ``--stock-reactor``, and no pyOpenSSL at all when no listener needs TLS (Twisted treats it as
-    optional; it and cryptography cost about 12 MiB of RSS)."""
-    if serves_plain_only(settings):
-        sys.modules.setdefault("OpenSSL", None)
-    if not settings.stock_reactor:
-        from pymcd import lean_reactor
-
-        lean_reactor.install()
 
 
 

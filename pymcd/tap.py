@@ -13,6 +13,7 @@ from typing import Sequence
 from twisted.application import service
 from twisted.python import usage
 
+from pymcd.lean_reactor import install_server_reactor
 from pymcd.options import EarlyExit, help_text, parse_arguments
 from pymcd.settings import Settings
 from pymcd.startup import StartupError, report_under_twistd
@@ -35,6 +36,10 @@ class Options(usage.Options):
         except StartupError as error:
             # Not usage.UsageError: twistd would print its whole --help above the line.
             _exit_with(error)
+        # twistd parses its own options, --reactor included, before ours and installs its
+        # default reactor only later, when it first imports one: so pymcd's lean reactor is the
+        # default under twistd too, and an explicit --reactor still wins.
+        install_server_reactor(self.settings)
 
     def getUsage(self, width=None) -> str:
         return help_text()

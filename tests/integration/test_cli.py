@@ -149,8 +149,8 @@ def test_reactor_choice(flags, reactor_class, openssl_loaded):
     """The pymcd script runs on the lean reactor unless told otherwise, and loads pyOpenSSL
     only when a listener needs TLS."""
     probe = (
-        "import sys; from pymcd.cli import install_reactor; from pymcd.options import "
-        "parse_arguments; install_reactor(parse_arguments(%r)); "
+        "import sys; from pymcd.lean_reactor import install_server_reactor; from pymcd.options "
+        "import parse_arguments; install_server_reactor(parse_arguments(%r)); "
         "from twisted.internet import reactor, tcp; "
         "print(type(reactor).__name__, 'OpenSSL.SSL' in sys.modules)" % flags)
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

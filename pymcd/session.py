@@ -92,11 +92,16 @@ class Session:
         # default is "error"; quit says "normal", shutdown "shutdown".
         self.close_reason = "error"
 
-    def take_output(self) -> bytes:
-        """Everything queued on ``out``, as one string to write; the queue starts afresh."""
+    def take_output(self, count: Optional[int] = None) -> bytes:
+        """The first ``count`` replies queued on ``out`` (all by default), as one string to
+        write; the queue starts afresh with what is left."""
         out = self.out
-        data = out[0] if len(out) == 1 else b"".join(out)
-        del out[:]
+        if count is None or count == len(out):
+            data = out[0] if len(out) == 1 else b"".join(out)
+            del out[:]
+        else:
+            data = b"".join(out[:count])
+            del out[:count]
         self.flushed = 0
         self.reply_bytes = 0
         return data

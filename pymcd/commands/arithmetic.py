@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 from pymcd.commands.base import NOT_FOUND, TextCommand, key_and_number
-from pymcd.protocol.numbers import parse_u64
+from pymcd.c_numbers import parse_u64
 from pymcd.store import outcomes
 from pymcd.event_log import ITEM_EVENTS, log_lookup
 

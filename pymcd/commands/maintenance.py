@@ -13,7 +13,7 @@ from pymcd.commands.base import (
     TextCommand,
     wants_noreply,
 )
-from pymcd.protocol.numbers import parse_i32, parse_u32
+from pymcd.c_numbers import parse_i32, parse_u32
 
 FLUSH_NOT_ALLOWED = b"CLIENT_ERROR flush_all not allowed\r\n"
 SHUTDOWN_DISABLED = b"ERROR: shutdown not enabled\r\n"

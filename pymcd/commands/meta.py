@@ -27,7 +27,7 @@ from pymcd.protocol.meta_flags import (
     parse_meta_flags,
     too_many_tokens,
 )
-from pymcd.protocol.numbers import parse_data_length
+from pymcd.c_numbers import parse_data_length
 from pymcd.store import outcomes
 from pymcd.store.items import SEGMENTS, TOKEN_SENT
 from pymcd.event_log import ITEM_EVENTS, log_lookup, log_store

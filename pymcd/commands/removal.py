@@ -14,7 +14,7 @@ from pymcd.commands.base import (
     trace_lookup,
     wants_noreply,
 )
-from pymcd.protocol.numbers import parse_i32
+from pymcd.c_numbers import parse_i32
 from pymcd.store import outcomes
 from pymcd.event_log import ITEM_EVENTS, log_lookup
 

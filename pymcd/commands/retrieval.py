@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 from pymcd.commands.base import BAD_FORMAT, END, INVALID_EXPTIME, KEY_MAX_LENGTH, TextCommand
-from pymcd.protocol.numbers import parse_i32
+from pymcd.c_numbers import parse_i32
 from pymcd.event_log import FETCHERS, logged_fetch
 
 # pymcd copies values out of its pages into the reply, so unlike memcached (which points at

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional
 
 from pymcd.commands.base import BAD_FORMAT, ERROR, TextCommand
-from pymcd.protocol.numbers import parse_u32
+from pymcd.c_numbers import parse_u32
 from pymcd.stats import Stat, render_stats
 
 DETAIL_USAGE = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"

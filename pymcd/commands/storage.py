@@ -10,7 +10,7 @@ from pymcd.commands.base import (
     TextCommand,
     trace_lookup,
 )
-from pymcd.protocol.numbers import UINT32_MAX, parse_storage_numbers, parse_u64
+from pymcd.c_numbers import parse_storage_numbers, parse_u64
 from pymcd.store import outcomes
 from pymcd.event_log import ITEM_EVENTS, log_lookup, log_store
 
@@ -73,9 +73,9 @@ class Store(TextCommand):
         watching = session.server.event_log.flags & ITEM_EVENTS
         if watching:
             log_lookup(session, key)
-        flags, exptime = int(tokens[2]) & UINT32_MAX, int(tokens[3])
+        flags, exptime, _ = parse_storage_numbers(tokens[2], tokens[3], tokens[4])
         result, _ = session.store.store(
-            self.mode, key, flags, exptime, value, int(tokens[5]) if self.with_cas else 0,
+            self.mode, key, flags, exptime, value, parse_u64(tokens[5]) if self.with_cas else 0,
         )
         if watching:
             log_store(session, key, result, self.mode, flags, exptime, len(value))

@@ -15,7 +15,7 @@ from pymcd.commands.base import (
     replies_still_queued,
     wants_noreply,
 )
-from pymcd.protocol.numbers import parse_i32, parse_u32
+from pymcd.c_numbers import parse_i32, parse_u32
 
 REASSIGN_DISABLED = b"CLIENT_ERROR slab reassignment disabled\r\n"
 METADUMP_PIPELINED = b"ERROR cannot pipeline other commands before metadump\r\n"

@@ -303,8 +303,6 @@ class BinaryMachine:
                 server.trace("%d: Client using the binary protocol" % session.conn_id)
         session.last_cmd_time = session.store.now
         budget = self.requests_per_event
-        # How many of session.out's replies memcached would have written already.
-        written = 0
         pos = 0
         size = len(data)
         while pos < size:
@@ -319,7 +317,7 @@ class BinaryMachine:
                 pos += length
                 command.execute(session, request)
                 if request.flushes:
-                    written = len(session.out)
+                    session.flushed = len(session.out)
                 if self._stopped():
                     return False
                 continue
@@ -341,7 +339,7 @@ class BinaryMachine:
                 if server.verbose:
                     server.trace("Invalid magic:  %x" % magic)
                 # conn_closing: replies memcached had not written yet are dropped.
-                del session.out[written:]
+                del session.out[session.flushed:]
                 session.quit()
                 self._done = True
                 return False
@@ -356,8 +354,10 @@ class BinaryMachine:
                                     datatype, vbucket)
             pos = frame_end
             self._dispatch(request, keylen, extlen, bodylen)
-            if request.flushes:
-                written = len(session.out)
+            # An error that swallows the body is not written until the body is gone
+            # (write_bin_error goes to conn_swallow instead of conn_mwrite).
+            if request.flushes and not session.swallow_bytes:
+                session.flushed = len(session.out)
             if self._stopped():
                 return False
         if pos < size:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 from typing import List, Optional
 
-from pymcd.protocol.numbers import parse_i32, parse_u32, parse_u64
+from pymcd.c_numbers import parse_i32, parse_u32, parse_u64
 
 # The tokenizer keeps at most 23 tokens plus an empty terminal one; memcached refuses a meta line
 # whose token count (terminal included) exceeds 20.

@@ -98,7 +98,7 @@ class TextMachine:
                 else:
                     states.after_value()
                 pos = end + 2
-                if session.close_now:
+                if session.close_now or session.close_after_write:
                     return False
                 continue
             if session.swallow_bytes:
@@ -123,6 +123,9 @@ class TextMachine:
                 break
             line = data[pos:eol - 1] if eol - pos > 1 and data[eol - 1] == 13 else data[pos:eol]
             pos = eol + 1
+            if b"\0" in line:
+                # memcached's tokenizer sees the line as a C string: it ends at a NUL byte.
+                line = line[:line.index(b"\0")]
             budget -= 1
             session.noreply = False
             if states is not None:

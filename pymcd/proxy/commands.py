@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional
 
 from pymcd.commands.base import BAD_FORMAT, KEY_MAX_LENGTH, TextCommand
 from pymcd.commands.registry import UNBOUNDED, TextDispatch
-from pymcd.protocol.numbers import parse_storage_numbers
+from pymcd.c_numbers import parse_storage_numbers
 from pymcd.stats import render_stats
 
 BAD_DATA_CHUNK = b"CLIENT_ERROR bad data chunk\r\n"

@@ -186,8 +186,11 @@ class MemcacheStreamProtocol(protocol.Protocol):
         if session.close_now:
             # conn_closing: memcached drops what it had queued and closes.
             del out[session.flushed:]
-        if out:
-            data = session.take_output()
+        # conn_swallow writes nothing more: memcached sends a refused block's error (and what was
+        # queued since the last get) once the whole block has been read and discarded.
+        count = session.flushed if session.swallow_bytes else len(out)
+        if count:
+            data = session.take_output(count)
             self.server.stats.bytes_written += len(data)
             self.transport.write(data)
         else:

@@ -2,7 +2,7 @@
 
 Physical layout (little-endian, 36 bytes of header, then the key, then the value)::
 
-    exptime i32 | time u32 | flags u32 | nbytes u32 | cas u64 | nkey u8 | bits u8 | lru u8 |
+    exptime u32 | time u32 | flags u32 | nbytes u32 | cas u64 | nkey u8 | bits u8 | lru u8 |
     clsid u8 | prev i32 | next i32 | key | value
 
 ``time`` is the last access (rel time), ``prev``/``next`` are the LRU links (chunk locations,
@@ -19,13 +19,15 @@ import struct
 
 from pymcd.store.slabs import ITEM_HEADER_SIZE
 
-HEADER = struct.Struct("<iIIIQBBBBii")
+HEADER = struct.Struct("<IIIIQBBBBii")
 HEADER_SIZE = HEADER.size  # 36
 # The fields most reads need, in one unpack.
-READ = struct.Struct("<iIIIQB")
+READ = struct.Struct("<IIIIQB")
 # ... and, for a get, the item bits, LRU segment and class as well.
-READ_FOR_GET = struct.Struct("<iIIIQBBBB")
-EXPTIME = struct.Struct("<i")
+READ_FOR_GET = struct.Struct("<IIIIQBBBB")
+# Unsigned, as memcached's rel_time_t: a binary request's 32-bit exptime is an absolute time
+# up to 2106.
+EXPTIME = struct.Struct("<I")
 TIME = struct.Struct("<I")
 CAS = struct.Struct("<Q")
 LINKS = struct.Struct("<ii")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Callable, List, Optional, Tuple
 
+from pymcd.c_numbers import parse_u64
 from pymcd.store import outcomes, statistics
 from pymcd.store.items import (
     ACTIVE,
@@ -265,6 +266,9 @@ class Store(ItemPages):
         stale = False
         if mode == o.CAS or (cas and mode != o.ADD):
             if location is None:
+                if mode in (o.APPEND, o.PREPEND):
+                    # memcached's do_store_item: nothing to append to, whatever the CAS.
+                    return o.NOT_STORED, 0
                 self.cas_misses += 1
                 return o.NOT_FOUND, 0
             page, offset = self.slabs.locate(location)
@@ -487,12 +491,16 @@ class Store(ItemPages):
                 return outcomes.NO_MEMORY, 0, 0
             return outcomes.DELTA_OK, initial, new_cas
         view = self._view(location, key)
+        # memcached refuses an empty or chunked (large) value before it compares the CAS, and
+        # reads any other value with strtoull, as it reads a request's numbers.
+        chunked = location in self._chains
+        if chunked or not view.value:
+            return outcomes.DELTA_NON_NUMERIC, 0, 0
         if cas and view.cas != cas:
             return outcomes.EXISTS, 0, 0
-        digits = view.value.rstrip(b" ")
-        if not digits.isdigit() or len(digits) > 20 or int(digits) >= UINT64:
+        number = parse_u64(view.value)
+        if number is None:
             return outcomes.DELTA_NON_NUMERIC, 0, 0
-        number = int(digits)
         number = (number + delta) % UINT64 if incr else max(0, number - delta)
         counter = "incr_hits" if incr else "decr_hits"
         self.per_class[counter][view.clsid] += 1
@@ -505,8 +513,10 @@ class Store(ItemPages):
             new_cas = self._next_cas()
             CAS.pack_into(page, offset + OFF_CAS, new_cas)
             return outcomes.DELTA_OK, number, new_cas
+        # A counter that outgrew its item is re-created as memcached's do_add_delta does it: the
+        # new item keeps the flags and exptime, not the binary-key mark.
         result, new_cas = self._write_item(
-            key, view.flags, view.exptime, text, 0, False, view.key_binary, outcomes.REPLACE
+            key, view.flags, view.exptime, text, 0, False, False, outcomes.REPLACE
         )
         if result != outcomes.STORED:
             return outcomes.NO_MEMORY, 0, 0

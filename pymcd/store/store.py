@@ -275,7 +275,8 @@ class Store(ItemPages):
             current = CAS.unpack_from(page, offset + OFF_CAS)[0]
             clsid = page[offset + OFF_CLSID]
             if current != cas:
-                if allow_stale and cas < current:
+                # A CAS of 0 compares as "none" in do_store_item: never stale, always EXISTS.
+                if allow_stale and 0 < cas < current:
                     stale = True
                 else:
                     self.per_class["cas_badval"][clsid] += 1

@@ -43,6 +43,8 @@ class Watch(TextCommand):
             session.reply(TOO_MANY)
             return
         session.reply(OK)
+        # The OK is written at once, though all input is swallowed from now on.
+        session.flushed = len(session.out)
         session.watcher = watcher
         session.state = "conn_watch"
         # Whatever the client sends from now on is read and dropped.

@@ -141,7 +141,9 @@ def test_sasl_data_before_authentication_is_bounded(tmp_path):
     with start_pymcd(["-S"], env={"MEMCACHED_SASL_PWDB": str(passwords)}) as server:
         start = rss(server.process.pid)
         for opcode in (0x21, 0x22):  # SASL_AUTH, SASL_STEP
-            reply, _ = reply_and_closed(server, binary(opcode, b"PLAIN", bodylen=600005))
+            # The error is written once the refused body has been swallowed (conn_swallow).
+            reply, _ = reply_and_closed(server, binary(opcode, b"PLAIN", bodylen=600005)
+                                        + b"x" * 600000)
             assert reply[6:8] == b"\x00\x82" and reply.endswith(b"Out of memory")
             assert not flood(server, binary(opcode, b"PLAIN", bodylen=0x7FFFFFFF))
         # A request needing authentication is refused before its body is read.

@@ -1,16 +1,20 @@
 """Prefix modes, command maps, route_ttl, route_zfailover, failover on miss, jump placement,
 unix-socket and TLS backends."""
 
+from functools import partial
 import os
 import subprocess
 import time
 
 import pytest
-from pymemcache.client.base import Client
+from pymemcache.client.base import Client as PymemcacheClient
 
 from conftest import start_proxy
 from integration.test_transports import certificates, tls_args  # noqa: F401 (a fixture)
 from support import exchange, free_port, start_pymcd, stats
+
+# Direct writes must be stored before the test goes on: no pymemcache noreply.
+Client = partial(PymemcacheClient, default_noreply=False)
 
 
 def holders(servers, key):

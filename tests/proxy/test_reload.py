@@ -1,5 +1,6 @@
 """Starting a proxy (-o proxy_config=, twistd), SIGHUP reloads, watch proxyreqs/proxyevents."""
 
+from functools import partial
 import os
 import signal
 import subprocess
@@ -7,10 +8,13 @@ import sys
 import time
 
 import pytest
-from pymemcache.client.base import Client
+from pymemcache.client.base import Client as PymemcacheClient
 
 from conftest import start_proxy, write_config
 from support import HOST, ServerProcess, exchange, free_port, start_pymcd, stats
+
+# Direct writes must be stored before the test goes on: no pymemcache noreply.
+Client = partial(PymemcacheClient, default_noreply=False)
 
 ROUTE_TO = ("from pymcd.proxy import pools, routes, route_direct\n"
             "pools(p={\"backends\": [\"127.0.0.1:%d\"]})\n"

@@ -1,14 +1,18 @@
 """The issue's config as written, every route handler, prefixes, command maps, multi-get."""
 
+from functools import partial
 import socket
 import time
 
 import pylibmc
 import pytest
-from pymemcache.client.base import Client
+from pymemcache.client.base import Client as PymemcacheClient
 
 from conftest import start_proxy
 from support import exchange, stats
+
+# Direct writes must be stored before the test goes on: no pymemcache noreply.
+Client = partial(PymemcacheClient, default_noreply=False)
 
 ISSUE_CONFIG = '''
 from pymcd.proxy import pools, routes, internal, route_direct, route_failover, route_allsync, route_allfastest, route_split

@@ -1,15 +1,19 @@
 """The other two ways to spread keys over pymcd servers: twemproxy (nutcracker) and pymemcache's
 HashClient. Each key lands on exactly one server, all servers get some, and reads come back."""
 
+from functools import partial
 import shutil
 import subprocess
 import tempfile
 
 import pytest
-from pymemcache.client.base import Client
+from pymemcache.client.base import Client as PymemcacheClient
 from pymemcache.client.hash import HashClient
 
 from support import HOST, free_port, start_pymcd, wait_for_port
+
+# Direct writes must be stored before the test goes on: no pymemcache noreply.
+Client = partial(PymemcacheClient, default_noreply=False)
 
 KEYS = ["scale%d" % i for i in range(150)]
 

@@ -26,7 +26,8 @@ median over rounds.
 ``--baseline SRC`` adds ``pymcd-baseline``: the pymcd script importing pymcd from another source
 tree (say an export of main: ``git archive main | tar -x -C /tmp/base``), to measure a change
 before and after in one run. ``--servers`` also knows ``pymcd-http`` (pymcd with ``--http``,
-nobody looking) and ``pymcd-scraped`` (the same with /metrics fetched every 100 ms during the
+nobody looking), ``pymcd-scraped`` (the same with /metrics fetched every 100 ms during the
+load) and ``pymcd-dashboard`` (the same with the dashboard's event stream read during the
 load). Besides ops/s, each server's own CPU per operation is recorded: its inverse ("capacity")
 is steadier than ops/s on a shared machine.
 
@@ -82,7 +83,7 @@ def server_command(name: str, python: str, port: int, udp: bool, baseline: Optio
         return [shutil.which("memcached") or "memcached"] + memcached_flags + ["-u", "root"]
     if name == "pymcd":
         return [python, "-m", "pymcd"] + memcached_flags
-    if name in ("pymcd-http", "pymcd-scraped"):
+    if name in ("pymcd-http", "pymcd-scraped", "pymcd-dashboard"):
         # With the web site on (--http): nobody looking, and a scraper polling /metrics.
         return [python, "-m", "pymcd"] + memcached_flags + ["--http", str(http_port)]
     if name == "pymcd-baseline" and baseline:
@@ -120,9 +121,37 @@ class Poller(threading.Thread):
         return self.fetches
 
 
+class EventStreamReader(threading.Thread):
+    """Reads /api/events as the dashboard page does (a snapshot a second) until stopped."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.stopped = threading.Event()
+        self.fetches = 0
+
+    def run(self) -> None:
+        os.sched_setaffinity(threading.get_native_id(), {1})
+        with urllib.request.urlopen(self.url, timeout=30) as response:
+            while not self.stopped.is_set():
+                line = response.readline()
+                if not line:
+                    return
+                if line.startswith(b"event: snapshot"):
+                    self.fetches += 1
+
+    def stop(self) -> int:
+        self.stopped.set()
+        self.join(timeout=5)
+        return self.fetches
+
+
 # Servers measured with something watching them over --http, and what that is.
-OBSERVERS = {"pymcd-scraped": lambda http_port: Poller(
-    "http://127.0.0.1:%d/metrics" % http_port, 0.1)}
+OBSERVERS = {
+    "pymcd-scraped": lambda http_port: Poller("http://127.0.0.1:%d/metrics" % http_port, 0.1),
+    "pymcd-dashboard": lambda http_port: EventStreamReader(
+        "http://127.0.0.1:%d/api/events" % http_port),
+}
 
 
 def counted_keys(port: int) -> int:
@@ -192,7 +221,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--servers", default="memcached,pymcd,twistd",
                         help="memcached, pymcd, twistd, pymcd-stock, ceiling, pymcd-http, "
-                        "pymcd-scraped")
+                        "pymcd-scraped, pymcd-dashboard")
     parser.add_argument("--python", action="append", default=[],
                         help="also run the pymcd servers on this interpreter (repeatable)")
     parser.add_argument("--warmup", default="20s", help="load before measuring a PyPy server")

@@ -1,13 +1,15 @@
 """What ``--http`` observers cost the server, as CPU time: a steadier figure than ops/s on a
 shared machine.
 
-pymcd (``--http``, on core 0) holds 20,000 items of mixed sizes (so ``/metrics`` lists a dozen
-slab classes) and serves a light memcaslap load paced by its clients; for ``--time`` seconds one
-observer watches it:
+pymcd (``--http``, on core 0) holds 20,000 items of 50 B to 20 KiB (so ``/metrics`` lists some
+twenty slab classes, about 1,000 samples) and no other load; for ``--time`` seconds one observer
+watches it:
 
 - ``none``:     nobody;
 - ``scraper``:  ``/metrics`` fetched every 100 ms (ten times Prometheus's usual rate, the
-                issue's test), by this process on core 1.
+                issue's test), by this process on core 1;
+- ``dashboard``: the dashboard's event stream (``/api/events``, a snapshot a second) read
+                as an open page does.
 
 The server's CPU seconds over the window, less ``none``'s, divided by the window, is the share of
 one core the observer takes. A server saturated by memcached clients loses that share of its
@@ -31,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from harness import free_port, process_cpu_seconds, wait_for, write_results  # noqa: E402
-from throughput import Poller  # noqa: E402
+from throughput import EventStreamReader, Poller  # noqa: E402
 
 
 def fill(port: int, items: int = 20000) -> None:
@@ -51,6 +53,8 @@ def fill(port: int, items: int = 20000) -> None:
 OBSERVERS: Dict[str, Callable[[int], Optional[object]]] = {
     "none": lambda http_port: None,
     "scraper": lambda http_port: Poller("http://127.0.0.1:%d/metrics" % http_port, 0.1),
+    "dashboard": lambda http_port: EventStreamReader(
+        "http://127.0.0.1:%d/api/events" % http_port),
 }
 
 

@@ -1,12 +1,19 @@
 """The ``--http`` site: one ``twisted.web`` Site on its own endpoint, beside the memcached
 listeners, in the same reactor thread (so it reads the server's counters without locks).
 
-``/metrics`` is Prometheus's text format (or OpenMetrics when asked for) from a registry holding
-the memcached_exporter families, the ``pymcd_`` ones and the process collector.
+- ``/``: the dashboard (``static/index.html``, its script and uPlot, all shipped in the package:
+  no CDN, no build step, works offline);
+- ``/metrics``: Prometheus's text format (or OpenMetrics when asked for) from a registry holding
+  the memcached_exporter families, the ``pymcd_`` ones and the process collector;
+- ``/api/...``: JSON and server-sent events (:mod:`pymcd.web.api`).
+
+Access follows the server's: HTTP basic against the ``-Y`` or ``-S`` users, over TLS when the
+server has TLS.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from time import monotonic
 from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
 
@@ -15,10 +22,15 @@ from prometheus_client.exposition import choose_encoder
 from twisted.application import internet, service, strports
 from twisted.web.resource import Resource
 from twisted.web.server import Site
+from twisted.web.static import File
 
+from pymcd.web.access import Guarded, credential_checker
+from pymcd.web.api import api_resource
 from pymcd.web.exporter import MemcachedExporterCollector
 from pymcd.web.latency import SAMPLES_PER_SECOND, LatencySampler
 from pymcd.web.pymcd_metrics import PymcdCollector
+
+STATIC = Path(__file__).resolve().parent / "static"
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymcd.context import ServerContext
@@ -85,11 +97,23 @@ def web_service(server: "ServerContext", endpoint: str,
     web = service.MultiService()
     sampler = LatencySampler(server.commands)
     internet.TimerService(1.0 / SAMPLES_PER_SECOND, sampler.arm).setServiceParent(web)
+    from twisted.internet import reactor
+
     root = Resource()
+    root.putChild(b"", File(str(STATIC / "index.html"), defaultType="text/html"))
+    root.putChild(b"static", File(str(STATIC)))
     root.putChild(b"metrics", MetricsResource(metrics_registry(server, sampler, proxy)))
-    site = QuietSite(root)
+    root.putChild(b"api", api_resource(server, proxy, reactor))
+    check = credential_checker(server)
+    site = QuietSite(Guarded(root, check) if check is not None else root)
     site.displayTracebacks = False
-    listener = strports.service(endpoint, site)
+    factory = site
+    if server.tls is not None and endpoint.split(":", 1)[0] in ("tcp", "tcp6"):
+        # The server speaks TLS: so does its web site, with the same certificate.
+        from pymcd.server.tls import tls_factory
+
+        factory = tls_factory(server.tls, site)
+    listener = strports.service(endpoint, factory)
     listener.setName("http:" + endpoint)
     listener.setServiceParent(web)
     return web

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from typing import TYPE_CHECKING, Dict, List, Optional, Set
+from urllib.parse import unquote_to_bytes
 
 from twisted.internet.task import LoopingCall
 from twisted.web.resource import Resource
@@ -198,7 +199,8 @@ class WatchTransport:
                 continue
             if self.key_pattern is not None:
                 key = KEY_FIELD.search(line)
-                if key is None or not self.key_pattern.search(key.group(1)):
+                # Lines carry keys uriencoded, as memcached's; the pattern sees the real key.
+                if key is None or not self.key_pattern.search(unquote_to_bytes(key.group(1))):
                     continue
             frames.append(b"data: %s\n\n" % line)
         if frames:

@@ -154,3 +154,23 @@ def test_with_tls_the_site_speaks_tls_with_the_servers_certificate(tmp_path):
             urllib.request.urlopen("http://%s:%d/api/stats" % (HOST, http_port), timeout=5).read()
     finally:
         server.stop()
+
+
+def test_watch_stream_filters_by_the_real_key():
+    server, http_port = start_with_http()
+    try:
+        url = "http://%s:%d/api/watch?kinds=mutations&key=%%5Euser:" % (HOST, http_port)
+        with urllib.request.urlopen(url, timeout=10) as events, \
+                socket.create_connection((HOST, server.port)) as client:
+            assert events.readline() == b"retry: 2000\n"
+            wait_until(lambda: stats(client).get("log_watchers") == "1", 10, "the watcher")
+            exchange(client, b"set other 0 0 1\r\nz\r\nset user:2 0 0 1\r\ny\r\n", b"STORED\r\n"
+                     b"STORED\r\n")
+            line = events.readline()
+            while not line.startswith(b"data:"):
+                line = events.readline()
+        # The one line that passed the filter; 'other' was stored before it and filtered out.
+        assert line.startswith(b"data: ts=") and b" key=user%3A2 " in line
+        assert refused(http_port, "/api/watch?kinds=nonsense") == 400
+    finally:
+        server.stop()

@@ -23,6 +23,7 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
 
+from pymcd import __version__
 from pymcd.event_log import WATCH_FLAGS
 from pymcd.web.exporter import per_class
 
@@ -88,7 +89,8 @@ def proxy_backends(proxy: Optional["ProxyService"]) -> List[Dict[str, object]]:
 
 
 def snapshot(server: "ServerContext", proxy: Optional["ProxyService"]) -> Dict[str, object]:
-    return {"stats": general(server), "slabs": slabs(server), "proxy": proxy_backends(proxy)}
+    return {"stats": general(server), "slabs": slabs(server), "proxy": proxy_backends(proxy),
+            "pymcd_version": __version__}
 
 
 class JsonResource(Resource):

@@ -59,7 +59,8 @@ let previous = null;
 
 function onSnapshot(snapshot) {
   const s = snapshot.stats;
-  document.getElementById("version").textContent = s.pymcd_version + " (memcached " + s.version + ")";
+  document.getElementById("version").textContent =
+    snapshot.pymcd_version + " (memcached " + s.version + ")";
   document.getElementById("status").textContent =
     "live, uptime " + s.uptime + " s, " + s.curr_items + " items";
   if (previous !== null && s.time > previous.time) {

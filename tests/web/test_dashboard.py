@@ -68,7 +68,7 @@ def test_dashboard_charts_fill_and_a_set_reaches_the_watch_tail(browser, tmp_pat
         assert browser.execute_script(
             "return pymcdDashboard.charts.hits.data[1].some(v => v !== null && v >= 0)")
         assert browser.execute_script(
-            "return pymcdDashboard.charts.connections.data[1].every(v => v >= 4)")
+            "return pymcdDashboard.charts.connections.data[1].some(v => v >= 4)")
         assert browser.execute_script("return document.querySelectorAll('#chart-requests canvas').length") >= 1
         assert browser.execute_script("return document.querySelectorAll('#slab-bars rect').length") >= 1
         assert browser.execute_script("return document.querySelectorAll('#lru-bars rect').length") >= 1

@@ -61,7 +61,7 @@ def _hashpower(settings: Settings, value: Optional[str]) -> None:
         raise UsageError("Initial hashtable multiplier of %d is too high\n"
                          "Choose a value based on \"STAT hash_power_level\" from a running instance"
                          % power)
-    settings.hashpower_init = power
+    settings.store.hashpower_init = power
 
 
 def _hash_algorithm(settings: Settings, value: Optional[str]) -> None:
@@ -213,6 +213,7 @@ OPTIONS: Dict[str, Setter] = {
     "drop_privileges": _accepted,
     "no_drop_privileges": _accepted,
     "relaxed_privileges": _accepted,
+    "memory_file": _text("memory_file", "Missing memory_file argument"),  # -e, as a suboption
     "ssl_chain_cert": _text("ssl_chain_cert", "Missing ssl_chain_cert argument"),
     "ssl_key": _text("ssl_key", "Missing ssl_key argument"),
     "ssl_verify_mode": _ssl_verify_mode,

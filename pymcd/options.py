@@ -375,14 +375,15 @@ HELP_ROWS = [
     ("-W  --disable-watch", "disable watch commands (live logging; default: enabled)"),
     ("-Y, --auth-file=<file>", "enable ASCII protocol authentication. format: "
      "user:pass\\nuser2:pass2\\n (default: off)"),
-    ("-e, --memory-file=<file>", "accepted; the restartable cache is not supported (default: "
-     "none)"),
+    ("-e, --memory-file=<file>", "mmap the cache into <file> (on a tmpfs): a graceful stop "
+     "saves <file>.meta and the next start serves the items again (default: none)"),
     ("-Z, --enable-ssl, --tls", "enable TLS/SSL; needs -o ssl_chain_cert=...,ssl_key=... "
      "(default: off)"),
     ("-o, --extended", "comma separated list of extended options; most options have a 'no_' "
      "prefix to disable"),
     ("   - maxconns_fast:", "immediately close new connections after limit (default: enabled)"),
-    ("   - hashpower:", "shown in stats only: pymcd's hash table grows by itself (default: 0)"),
+    ("   - hashpower:", "initial hash_power_level; it still grows at runtime (default: 0, "
+     "ie. 16)"),
     ("   - tail_repair_time:", "shown in stats only (default: 0, disabled)"),
     ("   - hash_algorithm:", "jenkins, murmur3, xxh3: orders stats detail dump as memcached "
      "(xxh3 as murmur3) (default: murmur3)"),
@@ -408,10 +409,12 @@ HELP_ROWS = [
     ("   - slab_automove_ratio:", "age ratio that makes the automover move a page "
      "(default: 0.80)"),
     ("   - slab_automove_window:", "automover window, in runs (default: 30)"),
+    ("   - memory_file:", "the same as -e (default: none)"),
     ("   - no_modern:", "memcached's pre-1.5 defaults: one flat LRU, no maintainer, crawler or "
-     "page moves, jenkins, page-sized chunks"),
+     "page moves, jenkins, page-sized chunks (default: off)"),
+    ("   - no_chunked_items:", "items up to a page in one chunk (default: off)"),
     ("   - no_hashexpand, modern, sock_cookie_id, slab_sizes, inline_ascii_resp, "
-     "no_chunked_items, drop_privileges, relaxed_privileges:", IGNORED),
+     "drop_privileges, relaxed_privileges:", IGNORED),
     # Named by their common prefix only: tools (memcached's own test suite among them) read an
     # "ext_path" in -h as "built with extstore".
     ("   - ext_* (extstore's options), slab_automove_freeratio:",

@@ -4,19 +4,27 @@ memcached runs a clock and three background threads (LRU maintainer, LRU crawler
 rebalancer with its automover). Here each is a ``LoopingCall`` on the reactor. memcached's
 threads pace themselves (the maintainer sleeps longer while there is nothing to move), so each
 step returns how long it wants to sleep and its loop's interval follows.
+
+With a memory file (``-e``) the service also opens the store from it, and saves its metadata
+once the reactor has shut down (every connection closed, so nothing changes the pages after
+the save), whatever stopped it: SIGUSR1, SIGTERM, ``shutdown`` or twistd.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-from typing import Callable, Dict, Optional
+from typing import TYPE_CHECKING, Callable, Dict, Optional
 
 from twisted.application import service
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
-from pymcd.store import Store
+from pymcd.logger import emit_trace
+from pymcd.store import Store, StoreSettings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pymcd.restart.memory_file import MemoryFile
 
 CLOCK_INTERVAL = 1.0
 HEAP_TRIM_INTERVAL = 10.0
@@ -40,11 +48,14 @@ class StoreService(service.Service):
 
     name = "store"
 
-    def __init__(self, store: Store, clock: Optional[IReactorTime] = None) -> None:
+    def __init__(self, store: Store, clock: Optional[IReactorTime] = None,
+                 memory: Optional["MemoryFile"] = None, restored: bool = False) -> None:
         if clock is None:
             from twisted.internet import reactor as clock
         self.store = store
         self.clock = clock
+        self.memory = memory
+        self.restored = restored
         self.loops: Dict[str, LoopingCall] = {}
         self._add("clock", self._tick)
         settings = store.settings
@@ -56,6 +67,23 @@ class StoreService(service.Service):
         self._trim = heap_trimmer()
         if self._trim is not None:
             self._add("heap_trim", self._trim_heap)
+
+    @classmethod
+    def for_settings(cls, settings: StoreSettings, memory_file: Optional[str]) -> "StoreService":
+        """A fresh store, or with ``-e`` one on that memory file (restored when it can be)."""
+        if not memory_file:
+            return cls(Store(settings))
+        from pymcd.restart.warm import open_store
+
+        store, memory, restored = open_store(settings, memory_file)
+        return cls(store, memory=memory, restored=restored)
+
+    def save(self) -> None:
+        """Write the memory file's metadata (after the reactor stopped serving)."""
+        from pymcd.restart.warm import save_store
+
+        saved = save_store(self.store, self.memory)
+        emit_trace("[restart] saved %d items to %s" % (saved, self.memory.meta_path))
 
     def _tick(self) -> float:
         self.store.tick()
@@ -77,6 +105,10 @@ class StoreService(service.Service):
         super().startService()
         for loop in self.loops.values():
             loop.start(CLOCK_INTERVAL, now=True)
+        if self.memory is not None:
+            from twisted.internet import reactor
+
+            reactor.addSystemEventTrigger("after", "shutdown", self.save)
 
     def stopService(self) -> None:
         super().stopService()

@@ -45,7 +45,6 @@ class Settings:
     flush_enabled: bool = True
     idle_timeout: int = 0
     proxy_config: Optional[str] = None  # --proxy-config: run as a proxy (pymcd.proxy)
-    hashpower_init: int = 0
     tail_repair_time: int = 0
     hash_algorithm: str = "murmur3"
     prefix_delimiter: str = ":"
@@ -123,7 +122,7 @@ def settings_stats(settings: Settings, oldest_live: int) -> List[Tuple[str, obje
         ("auth_enabled_ascii", s.auth_file if s.auth_file else "no"),
         ("item_size_max", st.item_size_max),
         ("maxconns_fast", _yes_no(s.maxconns_fast)),
-        ("hashpower_init", s.hashpower_init),
+        ("hashpower_init", s.store.hashpower_init),
         ("slab_reassign", _yes_no(st.slab_reassign)),
         ("slab_automove", st.slab_automove),
         ("slab_automove_ratio", "%.2f" % st.slab_automove_ratio),
@@ -165,5 +164,5 @@ def settings_stats(settings: Settings, oldest_live: int) -> List[Tuple[str, obje
         ("ssl_kernel_tls", "no"),
         ("ssl_min_version", s.ssl_min_version),
         ("num_napi_ids", "(null)"),
-        ("memory_file", "(null)"),
+        ("memory_file", _or_null(s.memory_file)),
     ]

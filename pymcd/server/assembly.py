@@ -21,7 +21,7 @@ from pymcd.service import StoreService
 from pymcd.session import Session
 from pymcd.settings import Settings
 from pymcd.startup import EX_USAGE, StartupError, listen_failure, raise_file_limit
-from pymcd.store import Store
+from pymcd.store.store import CLOCK_HEADSTART
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymcd.server.tls import ServerTLSContext
@@ -59,10 +59,13 @@ class PymcdService(service.MultiService):
     def __init__(self, settings: Settings) -> None:
         super().__init__()
         self.settings = settings
-        store = Store(settings.store)
+        store_service = StoreService.for_settings(settings.store, settings.memory_file)
+        store = store_service.store
         self.context = ServerContext(settings, store)
+        if store_service.restored:  # uptime goes on from the first start, as in memcached
+            self.context.stats.started = store.process_started + CLOCK_HEADSTART
         self.context.request_shutdown = self.shutdown
-        StoreService(store).setServiceParent(self)
+        store_service.setServiceParent(self)
         self.factory = MemcacheStreamFactory(self.context)
         self.proxy = None
         if settings.proxy_config:

@@ -9,7 +9,8 @@ hot paths read these tables as attributes of ``self``: one lookup fewer on every
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional
+from itertools import compress
+from typing import Callable, Dict, List, Optional, Sequence
 
 from pymcd.store.items import (
     ACTIVE,
@@ -34,8 +35,9 @@ from pymcd.store.items import (
 )
 from pymcd.store.lru import LRULists
 from pymcd.store.settings import StoreSettings
-from pymcd.store.slabs import SLOT_BITS, SlabAllocator
+from pymcd.store.slabs import ITEM_HEADER_SIZE, SLOT_BITS, SLOT_MASK, SlabAllocator
 
+DEFAULT_HASH_POWER = 16
 # Counters kept per slab class, and per LRU list (clsid * 4 + segment), on the hot path.
 PER_CLASS_COUNTERS = (
     "cmd_set", "delete_hits", "incr_hits", "decr_hits", "cas_hits", "cas_badval",
@@ -73,12 +75,13 @@ class ItemView:
 class ItemPages:
     """The items of one cache, as they lie in their pages, with the tables that find them."""
 
-    def __init__(self, settings: StoreSettings, process_started: float, now: int) -> None:
+    def __init__(self, settings: StoreSettings, process_started: float, now: int,
+                 memory: Optional[Sequence[memoryview]] = None, preallocate: bool = True) -> None:
         self.settings = settings
         # memcached's rel time: ``now`` is seconds since ``process_started`` (unix time).
         self.process_started = process_started
         self.now = now
-        self.slabs = SlabAllocator(settings)
+        self.slabs = SlabAllocator(settings, memory, preallocate)
         # The allocator's page tables, bound once: the hot paths index them directly.
         self._pages = self.slabs.pages
         self._chunk_sizes = self.slabs.page_chunk_size
@@ -98,6 +101,7 @@ class ItemPages:
         self.reset_counters()
         self.curr_items = 0
         self.bytes = 0
+        self.hash_power = settings.hashpower_init or DEFAULT_HASH_POWER
 
     def reset_counters(self) -> None:
         for name in SCALAR_COUNTERS:
@@ -110,6 +114,20 @@ class ItemPages:
     @property
     def index_size(self) -> int:
         return len(self._index)
+
+    @property
+    def chains(self) -> Dict[int, List[int]]:
+        """Header chunk -> value chunks of every big item (read-only for callers)."""
+        return self._chains
+
+    def grow_hash_power(self) -> int:
+        """memcached's hash table: 2**16 buckets (or -o hashpower) doubling whenever the items
+        pass 1.5 a bucket, never shrinking. Checked by the maintainer and by ``stats``, not on
+        every insert (memcached grows it in a background thread too)."""
+        items = len(self._index)
+        while items > (3 << self.hash_power) // 2:
+            self.hash_power += 1
+        return self.hash_power
 
     # ------------------------------------------------------------------ liveness
 
@@ -256,3 +274,115 @@ class ItemPages:
         new_page[new_offset:new_offset + size] = page[offset:offset + size]
         chain = self._chains[head]
         chain[chain.index(location)] = target
+
+    # ------------------------------------------------------------------ a warm restart
+
+    def adopt(self, flat, class_pages: Dict[int, List[int]], spare_pages: List[int],
+              heads: List[int], tails: List[int], chains: Dict[int, List[int]]) -> List[int]:
+        """Take over the items an earlier run left in these (preallocated) pages; ``flat`` is
+        the memory they are views of, page n at n * page size (read directly: a slice of it
+        is already bytes, one allocation less per key).
+
+        The pages are placed as they were, then each LRU list is walked from its head through
+        the links in the item headers, so the index, the lists' order and their counts come
+        back as they were; free lists are what no item or value chunk holds. Anything that does
+        not add up (a link out of its class, list or page, a chunk claimed twice, a tail that is
+        not the end of its list, two items under one key) raises :class:`TornPages`: the caller
+        starts cold rather than serve from such pages. Returns the items already dead (expired
+        or flushed meanwhile) for the caller to free once the clock is right.
+        """
+        slabs = self.slabs
+        pages = self._pages
+        classes = self._classes
+        free_maps: Dict[int, bytearray] = {}  # page number -> 1 per chunk still free
+        placed = set()
+        for clsid, numbers in class_pages.items():
+            if not 1 <= clsid <= self._largest:
+                raise TornPages("class %d does not exist" % clsid)
+            cls = classes[clsid]
+            for number in numbers:
+                if number in placed or not 0 <= number < len(pages):
+                    raise TornPages("page %d placed twice or missing" % number)
+                placed.add(number)
+                cls.pages.append(number)
+                slabs.page_chunk_size[number] = cls.size
+                slabs.page_class[number] = clsid
+                free_maps[number] = bytearray(b"\x01") * cls.perslab
+        for number in spare_pages:
+            if number in placed or not 0 <= number < len(pages):
+                raise TornPages("page %d placed twice or missing" % number)
+            placed.add(number)
+            slabs.spare_pages.append(number)
+        if len(placed) != len(pages):
+            raise TornPages("%d pages placed, %d in the file" % (len(placed), len(pages)))
+        chunk_sizes = self._chunk_sizes
+        index = self._index
+        lru = self.lru
+        unpack = HEADER.unpack_from
+        cas_bytes = 8 if self.settings.use_cas else 0
+        dead: List[int] = []
+        now, oldest = self.now, self.oldest_live
+        maps: List[Optional[bytearray]] = [free_maps.get(number) for number in range(len(pages))]
+        page_size = slabs.page_size
+        walked = 0
+        for list_index, head in enumerate(heads):
+            clsid, segment = divmod(list_index, SEGMENTS)
+            location, previous, count, size = head, -1, 0, 0
+            try:
+                while location >= 0:
+                    number = location >> SLOT_BITS
+                    slot = location & SLOT_MASK
+                    free_map = maps[number]
+                    if not free_map[slot]:  # None (not a class page) raises TypeError
+                        raise TornPages("chunk %d is in two lists" % location)
+                    free_map[slot] = 0
+                    offset = number * page_size + slot * chunk_sizes[number]
+                    exptime, last_access, flags, nbytes, cas, nkey, _, lru_byte, item_class, prev, \
+                        nxt = unpack(flat, offset)
+                    if item_class != clsid or lru_byte != segment or prev != previous:
+                        raise TornPages("item at chunk %d is not where list %d says"
+                                        % (location, list_index))
+                    start = offset + HEADER_SIZE
+                    index[flat[start:start + nkey]] = location
+                    count += 1
+                    size += nkey + nbytes + (4 if flags else 0)
+                    if (exptime and exptime <= now) or (oldest and self.is_flushed(last_access, cas)):
+                        dead.append(location)
+                    previous, location = location, nxt
+            except (IndexError, TypeError):
+                raise TornPages("list %d links to chunk %d, not a chunk of a class page"
+                                % (list_index, location))
+            if previous != tails[list_index]:
+                raise TornPages("list %d does not end at its tail" % list_index)
+            size += count * (ITEM_HEADER_SIZE + 3 + cas_bytes)
+            lru.heads[list_index], lru.tails[list_index] = head, previous
+            lru.counts[list_index], lru.sizes[list_index] = count, size
+            self.curr_items += count
+            self.bytes += size
+            walked += count
+        if len(index) != walked:
+            raise TornPages("two items under one key")
+        for head, chain in chains.items():
+            head_map = free_maps.get(head >> SLOT_BITS)
+            if head_map is None or (head & SLOT_MASK) >= len(head_map) or head_map[head & SLOT_MASK]:
+                raise TornPages("a big item's header chunk %d holds no item" % head)
+            for further in chain:
+                free_map = free_maps.get(further >> SLOT_BITS)
+                if free_map is None or (further & SLOT_MASK) >= len(free_map) or \
+                        not free_map[further & SLOT_MASK]:
+                    raise TornPages("value chunk %d claimed twice" % further)
+                free_map[further & SLOT_MASK] = 0
+        self._chains.update(chains)
+        for number, free_map in free_maps.items():
+            cls = classes[slabs.page_class[number]]
+            base = number << SLOT_BITS
+            free_map.reverse()  # the free list is a stack: a page's first chunks go first
+            free = list(compress(range(base + cls.perslab - 1, base - 1, -1), free_map))
+            cls.free.extend(free)
+            cls.used_chunks += cls.perslab - len(free)
+        self.total_items = self.curr_items
+        return dead
+
+
+class TornPages(Exception):
+    """Pages that do not hold what their metadata says (edited, or written after the stop)."""

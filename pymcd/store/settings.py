@@ -36,3 +36,4 @@ class StoreSettings:
     slab_automove_freeratio: float = 0.01  # extstore's automover only; shown in stats settings
     dump_enabled: bool = True
     initial_malloced: int = 0  # bytes counted as allocated before the first page (see pymcd.environment)
+    hashpower_init: int = 0  # -o hashpower (0: memcached's 16)

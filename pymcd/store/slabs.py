@@ -6,11 +6,15 @@ cut into that class's chunks; ``-m`` bounds the pages, so it bounds item memory 
 
 A chunk is named by an int *location*: ``page_number << 16 | slot``. Free chunks of a class are
 a list of locations used as a stack. No Python object exists per chunk.
+
+With a memory file (``-e``) the pages are views of one shared mapping handed in at start, all
+of them at once: as memcached does then, every class gets a first page and the rest wait in the
+global pool, and the budget can no longer change while running.
 """
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from pymcd.store.settings import StoreSettings
 
@@ -60,7 +64,10 @@ def compute_classes(settings: StoreSettings) -> List[SlabClass]:
 class SlabAllocator:
     """Pages and chunks under a memory limit."""
 
-    def __init__(self, settings: StoreSettings) -> None:
+    def __init__(self, settings: StoreSettings, memory: Optional[Sequence[memoryview]] = None,
+                 preallocate: bool = True) -> None:
+        """``memory``: preallocated pages (a memory file's); ``preallocate`` then hands them out
+        as memcached does on a cold start (a warm one places them itself)."""
         self.settings = settings
         self.classes = compute_classes(settings)
         self.largest = len(self.classes) - 1
@@ -75,6 +82,25 @@ class SlabAllocator:
         # The size a class is chosen by, for every ntotal up to the largest chunk: a list
         # indexed by ntotal // 8 keeps class lookup to one index on the hot path.
         self._class_by_size = self._build_class_lookup()
+        self.preallocated = memory is not None
+        self._zero_page = bytes(self.page_size)
+        if memory is not None:
+            self.pages.extend(memory)
+            self.page_chunk_size.extend([0] * len(memory))
+            self.page_class.extend([0] * len(memory))
+            if preallocate:
+                self._preallocate()
+
+    def _preallocate(self) -> None:
+        """memcached's slabs_preallocate then slabs_prefill_global: a page for every class,
+        the rest in the global pool."""
+        numbers = iter(range(len(self.pages)))
+        for cls in self.classes[1:]:
+            number = next(numbers, None)
+            if number is None:
+                return
+            self.assign_page(cls, number)
+        self.spare_pages.extend(numbers)
 
     def _build_class_lookup(self) -> List[int]:
         lookup = []
@@ -117,11 +143,14 @@ class SlabAllocator:
             self.pages.append(bytearray(self.page_size))
             self.page_chunk_size.append(0)
             self.page_class.append(0)
-        self.assign_page(cls, page_number)
+        self.assign_page(cls, page_number, wipe=False)
         return True
 
-    def assign_page(self, cls: SlabClass, page_number: int) -> None:
-        """Cut a page into ``cls``'s chunks, all free."""
+    def assign_page(self, cls: SlabClass, page_number: int, wipe: bool = True) -> None:
+        """Cut a page into ``cls``'s chunks, all free; its old bytes are wiped (a moved page,
+        or a memory file's left from an earlier run) unless it is known to be new."""
+        if wipe:
+            self.pages[page_number][:] = self._zero_page
         self.page_chunk_size[page_number] = cls.size
         self.page_class[page_number] = cls.clsid
         cls.pages.append(page_number)

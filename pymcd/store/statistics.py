@@ -56,8 +56,8 @@ def general_stats(pages: ItemPages, crawler_running: bool, reassign_running: boo
         ("store_too_large", pages.store_too_large),
         ("store_no_memory", pages.store_no_memory),
         ("limit_maxbytes", pages.settings.memory_limit),
-        ("hash_power_level", _hash_power(pages.index_size)),
-        ("hash_bytes", 8 << _hash_power(pages.index_size)),
+        ("hash_power_level", pages.grow_hash_power()),
+        ("hash_bytes", 8 << pages.hash_power),
         ("hash_is_expanding", 0),
     ]
     if pages.settings.slab_reassign:
@@ -99,14 +99,6 @@ def general_stats(pages: ItemPages, crawler_running: bool, reassign_running: boo
         ("direct_reclaims", _total(pages, "direct_reclaims")),
         ("lru_bumps_dropped", 0),
     ])
-
-
-def _hash_power(items: int) -> int:
-    """memcached's hash table starts at 2**16 buckets and doubles past 1.5 items a bucket."""
-    power = 16
-    while items > (3 << power) // 2:
-        power += 1
-    return power
 
 
 def slabs_stats(pages: ItemPages) -> List[Stat]:

@@ -9,7 +9,7 @@ memcached's "rel time": seconds since the store started, refreshed once a second
 from __future__ import annotations
 
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from pymcd.c_numbers import parse_u64
 from pymcd.store import outcomes, statistics
@@ -69,8 +69,10 @@ CLOCK_HEADSTART = ITEM_UPDATE_INTERVAL + 2
 class Store(ItemPages):
     """An in-memory cache with memcached's memory discipline and semantics."""
 
-    def __init__(self, settings: StoreSettings, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(settings, clock() - CLOCK_HEADSTART, CLOCK_HEADSTART)
+    def __init__(self, settings: StoreSettings, clock: Callable[[], float] = time.time,
+                 memory: Optional[Sequence[memoryview]] = None, preallocate: bool = True) -> None:
+        """``memory``: the pages of a memory file (``-e``) instead of pages made on demand."""
+        super().__init__(settings, clock() - CLOCK_HEADSTART, CLOCK_HEADSTART, memory, preallocate)
         self._clock = clock
         self._last_cas = 0
         self.eviction_listener: Optional[Callable[[ItemView], None]] = None
@@ -234,6 +236,14 @@ class Store(ItemPages):
         in such an item and refuses what would need a chain)."""
         return (accounted_size(nkey, 0, nbytes, self.settings.use_cas)
                 <= self.settings.slab_chunk_max)
+
+    def next_cas_to_save(self) -> int:
+        """The CAS counter as memcached saves it for a restart (it takes one more id)."""
+        return self._last_cas + 1
+
+    def restore_cas(self, saved: int) -> None:
+        """Continue the CAS sequence of the run that saved ``saved``."""
+        self._last_cas = saved
 
     def _next_cas(self) -> int:
         if not self.settings.use_cas:
@@ -707,6 +717,7 @@ class Store(ItemPages):
         if self.settings.lru_crawler and self._last_crawler_check != self.now:
             self._last_crawler_check = self.now
             self.crawler.autocrawl_check()
+        self.grow_hash_power()
         moves = 0
         self.lru_maintainer_juggles += 1
         for clsid in range(1, len(self.slabs.classes)):
@@ -739,7 +750,10 @@ class Store(ItemPages):
         return self.rebalancer.reassign(src, dst)
 
     def set_memory_limit(self, limit: int) -> bool:
-        """``cache_memlimit``: grows at once; shrinking hands free pages back over time."""
+        """``cache_memlimit``: grows at once; shrinking hands free pages back over time. Not
+        with preallocated pages (a memory file), as in memcached."""
+        if self.slabs.preallocated:
+            return False
         self.settings.memory_limit = limit
         self.slabs.memory_limit = limit
         self.rebalancer.release_over_limit()

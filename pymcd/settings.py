@@ -164,5 +164,5 @@ def settings_stats(settings: Settings, oldest_live: int) -> List[Tuple[str, obje
         ("ssl_kernel_tls", "no"),
         ("ssl_min_version", s.ssl_min_version),
         ("num_napi_ids", "(null)"),
-        ("memory_file", _or_null(s.memory_file)),
+        ("memory_file", _or_null(s.memory_file, "(null)")),
     ]

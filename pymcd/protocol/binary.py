@@ -301,7 +301,7 @@ class BinaryMachine:
             self._announced = True
             if server.verbose > 1:
                 server.trace("%d: Client using the binary protocol" % session.conn_id)
-        session.last_cmd_time = session.store.now
+        now = session.store.now  # for the idle sweep: the time of the last request header
         budget = self.requests_per_event
         pos = 0
         size = len(data)
@@ -348,6 +348,7 @@ class BinaryMachine:
                 self.pending_input.wait_for(data[pos:], frame_end - pos)
                 return False
             budget -= 1
+            session.last_cmd_time = now
             key_start = pos + HEADER_SIZE + extlen
             request = BinaryRequest(opcode, data[pos + HEADER_SIZE:key_start],
                                     data[key_start:frame_end], b"", cas, opaque, bodylen,

@@ -75,7 +75,9 @@ class TextMachine:
             if verbose > 1:
                 server.trace("%d: Client using the ascii protocol" % session.conn_id)
         dispatch = self.dispatch
-        session.last_cmd_time = session.store.now
+        # The idle sweep measures from the last command, not the last byte (memcached): a
+        # client trickling a line a byte at a time is idle.
+        now = session.store.now
         budget = self.requests_per_event
         response_limit = self.response_limit
         self._stacked = 0
@@ -127,6 +129,7 @@ class TextMachine:
                 # memcached's tokenizer sees the line as a C string: it ends at a NUL byte.
                 line = line[:line.index(b"\0")]
             budget -= 1
+            session.last_cmd_time = now
             session.noreply = False
             if states is not None:
                 states.line()

@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
-from pymcd.context import ServerContext
+from pymcd.context import ServerContext, reserved_descriptors
 from pymcd.options import bindable_port, listen_addresses, listener_specs
 from pymcd.server.datagram import MemcacheDatagramProtocol
 from pymcd.server.stream import MemcacheStreamFactory, format_address
@@ -100,6 +100,9 @@ class PymcdService(service.MultiService):
                                          interface=host or "")
                 self._add_listener(udp, "UDP port %d" % port if host is None
                                    else "one of interface(s) %s" % settings.interface, session)
+        datagram = sum(isinstance(listener, internet.UDPServer) for listener in self.listeners)
+        self.context.reserved = reserved_descriptors(
+            settings.num_threads, len(self.listeners) - datagram, datagram)
         if settings.http_endpoint:
             # Imported here: without --http neither twisted.web nor prometheus_client loads.
             from pymcd.web.site import web_service

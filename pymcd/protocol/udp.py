@@ -12,6 +12,9 @@ from __future__ import annotations
 import struct
 from typing import List, Optional, Tuple
 
+from pymcd.protocol.negotiate import machine_for
+from pymcd.session import Session
+
 HEADER = struct.Struct(">HHHH")
 HEADER_SIZE = HEADER.size
 MAX_DATAGRAM = 1400
@@ -39,3 +42,30 @@ def frame_reply(request_id: int, reply: bytes) -> List[bytes]:
         + reply[sequence * MAX_PAYLOAD:(sequence + 1) * MAX_PAYLOAD]
         for sequence in range(total)
     ]
+
+
+def answer(session: Session, datagram: bytes) -> Optional[List[bytes]]:
+    """The datagrams answering one request datagram, or None for one memcached ignores.
+
+    Each datagram gets a fresh protocol machine, so a request cut short by the datagram's end
+    leaves nothing behind to corrupt the next one.
+    """
+    parsed = parse_request(datagram)
+    if parsed is None:
+        return None
+    request_id, single, payload = parsed
+    if single:
+        machine = machine_for(session, payload)
+        replies = []
+        while True:
+            more = machine.receive(payload)
+            replies.append(session.take_output())
+            if not more:
+                break
+            payload = b""
+        reply = b"".join(replies)
+    else:
+        reply = MULTI_PACKET_REFUSAL
+    session.close_now = session.close_after_write = False
+    session.swallow_bytes = 0
+    return frame_reply(request_id, reply) if reply else []

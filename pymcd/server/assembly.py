@@ -100,7 +100,7 @@ class PymcdService(service.MultiService):
                                          interface=host or "")
                 self._add_listener(udp, "UDP port %d" % port if host is None
                                    else "one of interface(s) %s" % settings.interface, session)
-        datagram = sum(isinstance(listener, internet.UDPServer) for listener in self.listeners)
+        datagram = sum(session.udp for _, session in self.listeners)
         self.context.reserved = reserved_descriptors(
             settings.num_threads, len(self.listeners) - datagram, datagram)
         if settings.http_endpoint:

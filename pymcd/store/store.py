@@ -72,7 +72,10 @@ class Store(ItemPages):
     def __init__(self, settings: StoreSettings, clock: Callable[[], float] = time.time,
                  memory: Optional[Sequence[memoryview]] = None, preallocate: bool = True) -> None:
         """``memory``: the pages of a memory file (``-e``) instead of pages made on demand."""
-        super().__init__(settings, clock() - CLOCK_HEADSTART, CLOCK_HEADSTART, memory, preallocate)
+        # A whole second, as memcached's time(0): an absolute exptime must not lose a second
+        # to truncation against a fractional start.
+        started = int(clock()) - CLOCK_HEADSTART
+        super().__init__(settings, started, CLOCK_HEADSTART, memory, preallocate)
         self._clock = clock
         self._last_cas = 0
         self.eviction_listener: Optional[Callable[[ItemView], None]] = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pymcd.store import outcomes
+from machines import Clock
+
+from pymcd.store import Store, StoreSettings, outcomes
 
 from tests.store.test_eviction import CLASS, fill, present
 
@@ -140,3 +142,16 @@ def test_flush_all_with_a_delay(clocked) -> None:
     assert len(present(store, 0, 11)) == 11
     c.advance(21)
     assert present(store, 0, 11) == []
+
+
+def test_flush_all_at_an_absolute_time_two_seconds_ahead_waits() -> None:
+    """memcached's clock starts on a whole second; a fractional start would truncate an
+    absolute flush time one second early, flushing at once what t/flush-all.t keeps."""
+    clock = Clock(start=1_700_000_000.7)
+    store = Store(StoreSettings(), clock=clock)
+    store.flush_all(int(clock.now) + 2)
+    fill(store, 0, 1)
+    assert len(present(store, 0, 1)) == 1
+    clock.now += 3
+    store.tick()
+    assert present(store, 0, 1) == []

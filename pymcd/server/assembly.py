@@ -127,6 +127,7 @@ class PymcdService(service.MultiService):
 
     def privilegedStartService(self) -> None:
         """Listen (twistd calls this before dropping privileges; the pymcd script too)."""
+        self._catch_signals()
         raise_file_limit(self.settings.maxconns)
         _remove_stale_socket(self.settings.unix_socket)
         for child in self:
@@ -143,9 +144,18 @@ class PymcdService(service.MultiService):
                 self.context.trace(line)
             self._trace_listeners()
         super().startService()
+
+    def _catch_signals(self) -> None:
+        """Before the first listener opens: a supervisor may signal as soon as the port
+        answers, before the reactor installs its own SIGTERM and SIGINT handlers (which
+        do the same: a graceful stop once the reactor runs)."""
         from twisted.internet import reactor
 
-        signal.signal(signal.SIGUSR1, lambda *_: reactor.callFromThread(self.shutdown, True))
+        def stop(*_) -> None:
+            reactor.callFromThread(self.shutdown, True)
+
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+            signal.signal(number, stop)
         signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(self._reload))
 
     def _reload(self) -> None:

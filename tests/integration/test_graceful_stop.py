@@ -145,3 +145,19 @@ def test_stop_refuses_new_clients_and_cuts_off_a_client_that_never_reads():
     assert server.process.wait(timeout=DRAIN_TIMEOUT + 5) == 0
     assert DRAIN_TIMEOUT - 1 < time.time() - started < DRAIN_TIMEOUT + 3
     stalled.close()
+
+
+def test_a_sigterm_as_soon_as_the_port_answers_is_a_graceful_stop():
+    """A supervisor may signal the moment the port answers, before the reactor has put in
+    its own SIGTERM handler; that too must be a clean stop, not a kill by the signal."""
+    for _ in range(5):
+        server = start_pymcd(wait=False)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((HOST, server.port), 0.05).close()
+                break
+            except OSError:
+                time.sleep(0.002)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(10) == 0

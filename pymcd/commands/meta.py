@@ -135,10 +135,40 @@ class MetaGet(MetaCommand):
         if item is None:
             self._miss(session, flags)
             return
+        parts = [b"VA %d" % item.nbytes if flags.value else b"HD"]
+        try:
+            won, touched = self._fill_flags(store, item, flags, created, parts)
+        except MetaRequestError:
+            # memcached bumps an item it fetched without the lock before it reads the flags,
+            # so a flag refused later (a long opaque) still leaves the item fetched.
+            if not flags.locked and not flags.no_update:
+                store.bump(key)
+            raise
+        # Z before W, so that no reply carries both.
+        if item.token_sent:
+            parts.append(b" Z")
+        if item.stale:
+            parts.append(b" X")
+            won = won or not item.token_sent
+        if won:
+            parts.append(b" W")
+            store.set_bits(key, add=TOKEN_SENT)
+        parts.append(CRLF)
+        if flags.value:
+            parts += (item.value, CRLF)
+            session.reply_bytes += len(item.value)
+        session.out.append(b"".join(parts))
+        if not flags.no_update:
+            store.bump(key)
+        self._count_hit(store, item, touched)
+
+    @staticmethod
+    def _fill_flags(store, item, flags: MetaFlags, created: bool, parts: List[bytes]):
+        """The hit's flags in request order, appended to ``parts``; returns (won, touched)."""
+        key = flags.key
         now = store.now
         exptime = item.exptime
         won = touched = False
-        parts = [b"VA %d" % item.nbytes if flags.value else b"HD"]
         for token in flags.tokens:
             flag = token[0]
             if flag == 0x54:  # T: applied at once, as memcached writes it into the item
@@ -170,23 +200,7 @@ class MetaGet(MetaCommand):
                 parts.append(b" " + check_opaque(token))
             elif flag == 0x6B:  # k
                 parts.append(b" k" + encode_key(item.key, item.key_binary))
-        # Z before W, so that no reply carries both.
-        if item.token_sent:
-            parts.append(b" Z")
-        if item.stale:
-            parts.append(b" X")
-            won = won or not item.token_sent
-        if won:
-            parts.append(b" W")
-            store.set_bits(key, add=TOKEN_SENT)
-        parts.append(CRLF)
-        if flags.value:
-            parts += (item.value, CRLF)
-            session.reply_bytes += len(item.value)
-        session.out.append(b"".join(parts))
-        if not flags.no_update:
-            store.bump(key)
-        self._count_hit(store, item, touched)
+        return won, touched
 
     @staticmethod
     def _miss(session, flags: MetaFlags) -> None:
@@ -272,7 +286,6 @@ class MetaSet(TextCommand):
         if flags.compare_cas is not None and mode in (outcomes.SET, outcomes.REPLACE):
             mode = outcomes.CAS
         allow_stale = flags.set_stale and mode == outcomes.CAS
-        previous = store.peek(key) if allow_stale else None
         trace_lookup(session, key)
         watching = session.server.event_log.flags & ITEM_EVENTS
         if watching:
@@ -290,8 +303,6 @@ class MetaSet(TextCommand):
             store.unlink(key)
             session.error(TOO_LARGE if result == outcomes.TOO_LARGE else NO_MEMORY)
             return
-        if result == outcomes.STORED and previous is not None and cas < previous.cas:
-            self._keep_invalidated_state(store, key, previous)
         if result == outcomes.STORED and flags.quiet:
             return
         parts = [STORE_STATUS[result]]
@@ -318,16 +329,6 @@ class MetaSet(TextCommand):
         if item.cas != flags.compare_cas:
             return outcomes.EXISTS, 0
         return store.store(mode, flags.key, 0, 0, value, new_cas=flags.new_cas)
-
-    @staticmethod
-    def _keep_invalidated_state(store, key: bytes, previous) -> None:
-        """An I-flagged store with an older CAS keeps the old TTL and win token (memcached)."""
-        if previous.exptime == 0:
-            store.set_exptime(key, 0)
-        else:
-            store.set_exptime(key, max(1, previous.exptime - store.now))
-        if previous.token_sent:
-            store.set_bits(key, add=TOKEN_SENT)
 
 
 class MetaDelete(MetaCommand):

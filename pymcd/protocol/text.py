@@ -22,6 +22,9 @@ from pymcd.session import OUTPUT_BOUND, Session
 
 # memcached keeps a line without a newline only while it may be a large multiget.
 MAX_LINE_WITHOUT_NEWLINE = 2048
+# memcached's read buffer (READ_BUFFER_SIZE): a newline further than this from the line's start
+# is never in it, so a line that long is refused as one without a newline, however it arrived.
+READ_BUFFER_SIZE = 16384
 MAX_LEADING_SPACES = 100
 # memcached grows its read buffer without end for a multiget line; pymcd stops at 2 MiB with
 # the answer memcached gives when that growth fails, and closes.
@@ -112,6 +115,9 @@ class TextMachine:
                 self.pending_input.keep(data[pos:])
                 return True
             eol = data.find(b"\n", pos)
+            if eol - pos >= READ_BUFFER_SIZE and not self._may_be_long_get(data, pos):
+                session.close()
+                return False
             if eol < 0:
                 if size - pos > MAX_LINE_WITHOUT_NEWLINE:
                     if not self._may_be_long_get(data, pos):

@@ -274,9 +274,10 @@ class Store(ItemPages):
         """
         o = outcomes
         if mode == o.SET and not (cas or new_cas or key_binary):
-            return self._write_item(key, flags, self.realtime(exptime), value, 0, False, False, o.SET)
+            return self._write_item(key, flags, self.realtime(exptime), value, 0, 0, False, o.SET)
         location = self._live_location(key, False)
-        stale = False
+        stale_bits = 0
+        stale_exptime = None
         if mode == o.CAS or (cas and mode != o.ADD):
             if location is None:
                 if mode in (o.APPEND, o.PREPEND):
@@ -290,7 +291,10 @@ class Store(ItemPages):
             if current != cas:
                 # A CAS of 0 compares as "none" in do_store_item: never stale, always EXISTS.
                 if allow_stale and 0 < cas < current:
-                    stale = True
+                    # memcached's do_store_item: the stale value keeps the old item's rel-time
+                    # exptime as it is, and its win token.
+                    stale_exptime = EXPTIME.unpack_from(page, offset + OFF_EXPTIME)[0]
+                    stale_bits = STALE | (page[offset + OFF_BITS] & TOKEN_SENT)
                 else:
                     self.per_class["cas_badval"][clsid] += 1
                     return o.EXISTS, 0
@@ -304,15 +308,17 @@ class Store(ItemPages):
             return o.NOT_STORED, 0
         if location is None and mode in (o.REPLACE, o.APPEND, o.PREPEND):
             return o.NOT_STORED, 0
-        realtime = self.realtime(exptime)
+        realtime = self.realtime(exptime) if stale_exptime is None else stale_exptime
         if mode in (o.APPEND, o.PREPEND):
             old = self._view(location, key)
             value = old.value + value if mode == o.APPEND else value + old.value
             flags, realtime = old.flags, old.exptime
-        return self._write_item(key, flags, realtime, value, new_cas, stale, key_binary, mode)
+            # memcached allocates the joined item afresh: it carries no binary-key bit.
+            key_binary = False
+        return self._write_item(key, flags, realtime, value, new_cas, stale_bits, key_binary, mode)
 
     def _write_item(self, key: bytes, flags: int, realtime: int, value: bytes, new_cas: int,
-                    stale: bool, key_binary: bool, mode: int) -> Tuple[int, int]:
+                    stale_bits: int, key_binary: bool, mode: int) -> Tuple[int, int]:
         """Allocate, fill and link a new item, replacing any old one under the key."""
         settings = self.settings
         nkey, nbytes = len(key), len(value)
@@ -351,7 +357,7 @@ class Store(ItemPages):
             if old is not None:
                 self.free_item(old)
         cas = new_cas or self._next_cas()
-        bits = (STALE if stale else 0) | (KEY_BINARY if key_binary else 0)
+        bits = stale_bits | (KEY_BINARY if key_binary else 0)
         temp = settings.temp_lru and realtime and realtime - self.now <= settings.temporary_ttl
         segment = TEMP if temp else (HOT if settings.lru_segmented else COLD)
         head = locations[0]
@@ -499,7 +505,7 @@ class Store(ItemPages):
                     self.decr_misses += 1
                 return outcomes.NOT_FOUND, 0, 0
             result, new_cas = self._write_item(
-                key, 0, self.realtime(exptime), b"%d" % initial, 0, False, False, outcomes.ADD
+                key, 0, self.realtime(exptime), b"%d" % initial, 0, 0, False, outcomes.ADD
             )
             if result != outcomes.STORED:
                 return outcomes.NO_MEMORY, 0, 0
@@ -530,7 +536,7 @@ class Store(ItemPages):
         # A counter that outgrew its item is re-created as memcached's do_add_delta does it: the
         # new item keeps the flags and exptime, not the binary-key mark.
         result, new_cas = self._write_item(
-            key, view.flags, view.exptime, text, 0, False, False, outcomes.REPLACE
+            key, view.flags, view.exptime, text, 0, 0, False, outcomes.REPLACE
         )
         if result != outcomes.STORED:
             return outcomes.NO_MEMORY, 0, 0

@@ -115,6 +115,15 @@ SCRIPT = [
     (0, b"mg hot c\r\n"),
     (0, b"ms hot 3 T300\r\nnew\r\n"),
     (1, b"mg hot v\r\nmd hot I\r\nmg hot\r\n"),
+    # an invalidated item overwritten with an older CAS keeps its TTL, however far away it is
+    # (an absolute exptime beyond 30 days from now), and its win token
+    (0, b"ms far 1 T2000000000\r\nx\r\nmg far c\r\nmd far I\r\nmg far\r\n"),
+    (0, b"ms far 1 C1 I\r\ny\r\nmg far v t\r\nme far\r\n"),
+    # a hit refused for its opaque still counts as fetched (no lock), unless h/l/T/N/R lock it
+    (0, b"ms fe 1\r\nx\r\nmg fe s " + LONG_OPAQUE + b"\r\nme fe\r\n"),
+    (0, b"ms fl 1\r\nx\r\nmg fl h " + LONG_OPAQUE + b"\r\nme fl\r\n"),
+    # append/prepend build a new item: the binary-key bit is gone
+    (0, b"ms YmluYg== 1 b\r\nx\r\nms binb 1 MA\r\ny\r\nmg binb k v\r\nme binb\r\n"),
     # the same items through the classic commands
     (0, b"set cl 7 0 3\r\nabc\r\nmg cl f v s\r\nms m2 2 F9\r\nhi\r\ngets m2\r\n"),
     (0, b"ma n2 N0 J41\r\nincr n2 1\r\nmd m2\r\ndelete cl\r\nget m2 cl\r\n"),

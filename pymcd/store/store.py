@@ -324,7 +324,12 @@ class Store(ItemPages):
         nkey, nbytes = len(key), len(value)
         ntotal = accounted_size(nkey, flags, nbytes, settings.use_cas)
         clsid = self.slabs.class_for(ntotal)
+        joined = mode in (outcomes.APPEND, outcomes.PREPEND)
         if clsid == 0:
+            if joined:
+                # memcached's do_store_item: no room for the joined item is NOT_STORED, and no
+                # store_too_large (that counts only the request's own item).
+                return outcomes.NOT_STORED, 0
             self.store_too_large += 1
             if mode == outcomes.SET:
                 self.unlink(key)
@@ -348,6 +353,8 @@ class Store(ItemPages):
         else:
             locations = self._allocate(clsid, nkey, flags, nbytes)
             if locations is None:
+                if joined:
+                    return outcomes.NOT_STORED, 0
                 self.store_no_memory += 1
                 if mode == outcomes.SET:
                     self.unlink(key)

@@ -25,6 +25,9 @@ SCRIPT: List[bytes] = [
     b"append b 9 9 2\r\n!!\r\nprepend b 0 0 2\r\n<<\r\nappend nope 0 0 1\r\nx\r\nget b\r\n",
     b"prepend nope 0 0 1\r\nx\r\nget a b nope a\r\n",
     b"gets b\r\n",
+    # each part fits an item, the joined value does not: NOT_STORED, the old item stays
+    b"set j 0 0 200\r\n" + b"x" * 200 + b"\r\nprepend j 0 0 1048476\r\n" + b"v" * 1048476
+    + b"\r\nappend j 0 0 1048476\r\n" + b"v" * 1048476 + b"\r\nget j\r\n",
     b"cas b 0 0 1 1\r\nz\r\ncas nope 0 0 1 1\r\nz\r\n",
     b"cas b 0 0 1\r\nz\r\ncas b 0 0 1 x\r\nz\r\n",
     # noreply on every storage verb, and errors that noreply does not hide

@@ -424,7 +424,10 @@ BIN_OPCODES = {
     0x1C: "touch", 0x1D: "gat", 0x1E: "gatq", 0x23: "gatk", 0x24: "gatkq",
     0x07: "quit", 0x17: "quitq", 0x20: "sasl_list", 0x21: "sasl_auth", 0x22: "sasl_step",
 }
-UNKNOWN_OR_CLOSING = {0x07, 0x17, 0x1B, 0x20, 0x21, 0x22, 0x25, 0x30, 0x3F, 0x40, 0x80, 0xFF}
+CLOSING_OPCODES = {0x07, 0x17}
+# Opcodes 1.6.18 answers "Unknown command" (SASL ones too, without -S).
+UNKNOWN_OPCODES = {0x1B, 0x20, 0x21, 0x22, 0x25, 0x30, 0x3F, 0x40, 0x80, 0xFF}
+UNKNOWN_OR_CLOSING = CLOSING_OPCODES | UNKNOWN_OPCODES
 STORAGE_OPCODES = {0x01, 0x02, 0x03, 0x11, 0x12, 0x13}
 CONCAT_OPCODES = {0x0E, 0x0F, 0x19, 0x1A}
 ARITH_OPCODES = {0x05, 0x06, 0x15, 0x16}
@@ -490,6 +493,15 @@ class BinaryGenerator:
         if bodylen < len(body):
             # The stream continues right after the declared body: the rest reads as a header.
             risky = True
+        elif (opcode in UNKNOWN_OPCODES and magic == 0x80 and len(value) < 1024 * 1024 - 200
+              and (extlen, keylen, bodylen) == (len(extras), len(key), len(body))
+              and rng.random() < 0.8):
+            # After "Unknown command" the server swallows the declared body length once more
+            # past the extras and key it has read: filler of that size keeps the stream in
+            # step, so the request need not be sent alone and read until quiet (most are).
+            body += b"\0" * (extlen + keylen)
+            kind += "+filler"
+            risky = False
         return Request(kind, [header, cas, body], risky=risky)
 
     def _body(self, opcode: int) -> Tuple[bytes, bytes]:

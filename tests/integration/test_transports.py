@@ -12,7 +12,7 @@ import time
 
 import pytest
 from pymemcache.client.base import Client
-from support import HOST, exchange, free_port, start_pymcd
+from support import HOST, exchange, free_port, start_pymcd, wait_for_port
 
 
 def udp_request(port: int, request_id: int, payload: bytes, reserved: int = 0,
@@ -247,6 +247,7 @@ def test_refresh_certs_and_notls_listener(certificates):
     args = tls_args(certificates) + ["-l", "notls:127.0.0.1:%d" % plain_port]
     server = start_pymcd(args, port=tls_port)
     try:
+        wait_for_port(plain_port, process=server.process)  # listeners open one by one
         with socket.create_connection((HOST, plain_port), timeout=5) as plain:
             assert exchange(plain, b"refresh_certs\r\n", b"\r\n") == b"OK\r\n"
         raw = socket.create_connection((HOST, tls_port), timeout=5)

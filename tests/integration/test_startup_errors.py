@@ -90,6 +90,8 @@ CASES = [
     ("proxy config missing", ["--proxy-config", "{d}/missing.py"],
      "Failed to load proxy config: "),
     ("proxy config broken", ["--proxy-config", "{d}/broken.py"], "Failed to load proxy config: "),
+    ("memory file unmappable", ["-e", "{d}/no/such/dir/mem.file"],
+     "failed to open file for mmap: No such file or directory"),
 ]
 
 

@@ -376,7 +376,12 @@ class MetaArithmetic(MetaCommand):
         store = session.store
         key = flags.key
         vivify = flags.vivify_ttl is not None
-        existed = not vivify or store.peek(key) is not None
+        held = store.peek(key)
+        existed = not vivify or held is not None
+        # memcached answers t from the item it holds, even one a same-second flush_all has
+        # already flushed; a counter it creates starts with exptime 0. Looking again after the
+        # delta would reclaim that flushed item, which memcached leaves counted until touched.
+        exptime = 0 if held is None else held.exptime
         trace_lookup(session, key)
         if not existed:
             # Creating the counter looks the key up once more, as memcached's add does.
@@ -394,22 +399,20 @@ class MetaArithmetic(MetaCommand):
             echo = _echo(flags, key, flags.key_binary)
             session.out.append(b"".join([status] + echo + [CRLF]))
             return
-        self._reply(session, flags, number, cas, created=not existed)
+        self._reply(session, flags, number, cas, exptime, created=not existed)
 
     @staticmethod
-    def _reply(session, flags: MetaFlags, number: int, cas: int, created: bool) -> None:
+    def _reply(session, flags: MetaFlags, number: int, cas: int, exptime: int,
+               created: bool) -> None:
         store = session.store
         key = flags.key
         digits = b"%d" % number
-        exptime = None
         parts = [b"VA %d" % len(digits) if flags.value else b"HD"]
         for token in flags.tokens:
             flag = token[0]
             if flag == 0x63:  # c
                 parts.append(b" c%d" % cas)
             elif flag == 0x74:  # t
-                if exptime is None:
-                    exptime = store.peek(key).exptime
                 parts.append(_ttl_field(exptime, store.now))
             elif flag == 0x54 or (flag == 0x4E and created):  # T, or N on a new counter
                 ttl = flags.ttl if flag == 0x54 else flags.vivify_ttl

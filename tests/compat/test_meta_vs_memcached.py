@@ -127,6 +127,8 @@ SCRIPT = [
     # the same items through the classic commands
     (0, b"set cl 7 0 3\r\nabc\r\nmg cl f v s\r\nms m2 2 F9\r\nhi\r\ngets m2\r\n"),
     (0, b"ma n2 N0 J41\r\nincr n2 1\r\nmd m2\r\ndelete cl\r\nget m2 cl\r\n"),
+    # a counter created in the second of a flush_all is flushed at once, yet its reply has a TTL
+    (0, b"flush_all 1\r\nma fresh J1 t h T10 N0\r\nma fresh2 t N0\r\n"),
 ]
 
 # Each alternative's group is the number to normalise.

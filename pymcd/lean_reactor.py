@@ -15,7 +15,9 @@ more trip round the loop before ``send``; with nothing queued, the lean transpor
 once and only buffer what the kernel did not take (py-spy under memaslap: the registering was
 16% of pymcd's samples, the write events' dispatch another 10%).
 
-They also read at most ``READ_SIZE`` bytes at a time. Twisted reads ``bufferSize`` bytes, and
+Its UDP ports answer without Twisted's per-write address checks (see ``LeanUDPPort.write``).
+
+Stream transports also read at most ``READ_SIZE`` bytes at a time. Twisted reads ``bufferSize`` bytes, and
 that is also its write mark, which pymcd raises to its 2 MiB reply bound (``OUTPUT_BOUND``):
 CPython then allocates each 2 MiB read with mmap and shrinks and frees it with mremap and
 munmap, three more system calls and fresh pages for every request (strace -c under memaslap:
@@ -35,6 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # Twisted's own default read size; memcached reads 16 KiB at a time.
 READ_SIZE = 64 * 1024
+# A full send buffer, no kernel memory, or an ICMP refusal reported on a later send.
+DROPPABLE_SEND_ERRORS = (errno.EAGAIN, errno.ENOBUFS, errno.ECONNREFUSED)
 
 
 def install_server_reactor(settings: "Settings") -> None:
@@ -63,7 +67,7 @@ def install() -> None:
         return
     from select import EPOLLIN
 
-    from twisted.internet import main, tcp, unix
+    from twisted.internet import main, tcp, udp, unix
     from twisted.internet.main import installReactor
     from twisted.python import log
 
@@ -109,6 +113,21 @@ def install() -> None:
     class EagerUNIXPort(unix.Port):
         transport = EagerUNIXServer
 
+    class LeanUDPPort(udp.Port):
+        def write(self, datagram: bytes, addr: Optional[tuple] = None) -> None:
+            """``sendto`` at once for an unconnected port: Twisted first checks the address
+            is a literal IPv4 or IPv6 one (two inet_pton calls, one of them failing with an
+            exception, for every reply), and a server only answers addresses ``recvfrom``
+            gave it. A datagram the socket cannot take now is dropped, as UDP may, rather
+            than raised into the protocol."""
+            if self._connectedAddr or addr is None:
+                return udp.Port.write(self, datagram, addr)
+            try:
+                self.socket.sendto(datagram, addr)
+            except OSError as error:
+                if error.args[0] not in DROPPABLE_SEND_ERRORS:
+                    raise
+
     class LeanEPollReactor(EPollReactor):
         def doPoll(self, timeout: Optional[float]) -> None:
             try:
@@ -142,6 +161,11 @@ def install() -> None:
 
         def listenTCP(self, port, factory, backlog=50, interface=""):
             listening = EagerTCPPort(port, factory, backlog, interface, self)
+            listening.startListening()
+            return listening
+
+        def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
+            listening = LeanUDPPort(port, protocol, interface, maxPacketSize, self)
             listening.startListening()
             return listening
 

@@ -131,9 +131,12 @@ class TextMachine:
                 break
             line = data[pos:eol - 1] if eol - pos > 1 and data[eol - 1] == 13 else data[pos:eol]
             pos = eol + 1
-            if b"\0" in line:
-                # memcached's tokenizer sees the line as a C string: it ends at a NUL byte.
-                line = line[:line.index(b"\0")]
+            # memcached's tokenizer sees the line as a C string: it ends at a NUL byte. (find,
+            # not ``in``: CPython's bytes ``in`` first tries the operand as an int and formats
+            # a TypeError message for every bytes operand.)
+            nul = line.find(b"\0")
+            if nul >= 0:
+                line = line[:nul]
             budget -= 1
             session.last_cmd_time = now
             session.noreply = False

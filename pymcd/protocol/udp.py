@@ -36,6 +36,9 @@ def parse_request(datagram: bytes) -> Optional[Tuple[int, bool, bytes]]:
 
 def frame_reply(request_id: int, reply: bytes) -> List[bytes]:
     """Cut a reply into datagrams numbered 0..n-1 of n, each with its header."""
+    if len(reply) <= MAX_PAYLOAD:
+        # Nearly every reply: one datagram, without the slicing below.
+        return [HEADER.pack(request_id, 0, 1, 0) + reply]
     total = max(1, -(-len(reply) // MAX_PAYLOAD))
     return [
         HEADER.pack(request_id, sequence, total, 0)

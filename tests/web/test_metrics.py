@@ -13,13 +13,13 @@ from pymcd import __version__
 from support import HOST, stats
 from web_support import (
     check_all,
+    fetch,
     value_between,
     labels,
     sample_names,
     scrape,
     slap,
     start_with_http,
-    wait_rendering_expired,
 )
 
 # Every sample name memcached_exporter exports for a memcached without extstore or proxy mode
@@ -172,7 +172,6 @@ def test_every_exporter_family_agrees_with_stats_under_load_and_at_rest(loaded_s
         load.communicate(timeout=30)
 
         # At rest (the LRU maintainer may still move items): every mapped value in bounds.
-        wait_rendering_expired()
         before = stats_now(sock)
         _, samples = scrape(http_port)
         after = stats_now(sock)
@@ -199,7 +198,6 @@ def test_pymcd_families(loaded_server):
     load = slap(server.port, seconds=3)
     try:
         assert load.wait(timeout=30) == 0
-        wait_rendering_expired()
         before = stats(sock)
         types, samples = scrape(http_port)
         after = stats(sock)
@@ -257,8 +255,37 @@ def test_backpressure_pauses_are_counted(loaded_server):
     stalled.sendall(b"get big\r\n" * 40)
     try:
         time.sleep(1.0)
-        wait_rendering_expired()
         _, samples = scrape(http_port)
         assert samples[("pymcd_backpressure_pauses_total", ())] >= 1
     finally:
         stalled.close()
+
+
+def test_a_scraper_asking_for_gzip_gets_the_same_samples_compressed(loaded_server):
+    """Prometheus sends Accept-Encoding: gzip; the body must decompress to the plain one."""
+    import gzip
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _, http_port = loaded_server
+    _, plain_headers, plain = fetch(http_port, "/metrics")
+    _, headers, body = fetch(http_port, "/metrics", {"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in plain_headers
+    assert headers["Content-Encoding"] == "gzip"
+    assert len(body) * 4 < len(plain)
+    unpacked = gzip.decompress(body).decode()
+    names = {family.name for family in text_string_to_metric_families(unpacked)}
+    assert names == {family.name for family in text_string_to_metric_families(plain.decode())}
+    assert "memcached_commands" in names
+
+
+def test_scrapes_share_a_rendering_unless_one_asks_for_a_fresh_one(loaded_server):
+    server, http_port = loaded_server
+    _, _, first = fetch(http_port, "/metrics")
+    with socket.create_connection((HOST, server.port)) as sock:
+        sock.sendall(b"set fresh 0 0 1\r\nx\r\n")
+        assert sock.recv(100) == b"STORED\r\n"
+    _, _, reused = fetch(http_port, "/metrics")
+    _, _, fresh = fetch(http_port, "/metrics", {"Cache-Control": "no-cache"})
+    assert reused == first
+    assert fresh != first

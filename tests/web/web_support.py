@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import urllib.request
 from typing import Dict, List, Sequence, Tuple
 
@@ -30,8 +29,9 @@ def fetch(port: int, path: str, headers: Dict[str, str] = None, timeout: float =
 
 
 def scrape(port: int) -> Tuple[Dict[str, str], Samples]:
-    """``/metrics`` parsed by prometheus_client: ({family: type}, {(sample, labels): value})."""
-    _, _, body = fetch(port, "/metrics")
+    """``/metrics`` parsed by prometheus_client: ({family: type}, {(sample, labels): value}),
+    rendered for this request (the site reuses a rendering for other scrapes)."""
+    _, _, body = fetch(port, "/metrics", {"Cache-Control": "no-cache"})
     types: Dict[str, str] = {}
     samples: Samples = {}
     for family in text_string_to_metric_families(body.decode()):
@@ -51,11 +51,6 @@ def slap(port: int, seconds: int, concurrency: int = 8) -> subprocess.Popen:
         [sys.executable, "-m", "pymcd.slap", "--no-progress", "-s", "%s:%d" % (HOST, port),
          "-c", str(concurrency), "-t", "%ds" % seconds],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def wait_rendering_expired() -> None:
-    """/metrics reuses a rendering for a second; wait so the next scrape is fresh."""
-    time.sleep(1.1)
 
 
 def labels(**pairs: str) -> Tuple[Tuple[str, str], ...]:

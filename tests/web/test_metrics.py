@@ -150,10 +150,13 @@ def loaded_server():
 
 def test_every_exporter_family_agrees_with_stats_under_load_and_at_rest(loaded_server):
     server, http_port = loaded_server
-    load = slap(server.port, seconds=4)
+    load = slap(server.port, seconds=8)
     sock = socket.create_connection((HOST, server.port))
     try:
-        time.sleep(1.5)
+        # Under load means once the load generator has stored items (it may start slowly).
+        deadline = time.time() + 30
+        while int(stats(sock)["curr_items"]) == 0 and time.time() < deadline:
+            time.sleep(0.1)
         assert load.poll() is None, load.communicate()[0]
         before = stats_now(sock)
         types, samples = scrape(http_port)

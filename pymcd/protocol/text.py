@@ -22,8 +22,9 @@ from pymcd.session import OUTPUT_BOUND, Session
 
 # memcached keeps a line without a newline only while it may be a large multiget.
 MAX_LINE_WITHOUT_NEWLINE = 2048
-# memcached's read buffer (READ_BUFFER_SIZE): a newline further than this from the line's start
-# is never in it, so a line that long is refused as one without a newline, however it arrived.
+# memcached's read buffer (READ_BUFFER_SIZE). It looks for a line's newline only in what the
+# buffer holds, and it writes the replies it has queued whenever it must read again with the
+# buffer used up: the machine follows where those refills fall (see ``receive``).
 READ_BUFFER_SIZE = 16384
 MAX_LEADING_SPACES = 100
 # memcached grows its read buffer without end for a multiget line; pymcd stops at 2 MiB with
@@ -47,6 +48,9 @@ class TextMachine:
         self.pending_input = PendingInput()
         # The storage request waiting for its data block: (command, tokens, length).
         self._pending = None
+        # Where memcached's read buffer ends, relative to the input kept when the machine
+        # yielded (None: the next input starts a fresh buffer).
+        self._window_left = None
         self._announced = False
         self.states = StateTrace(session)
         # -Y: nothing is parsed as a command until the connection authenticates.
@@ -86,6 +90,14 @@ class TextMachine:
         self._stacked = 0
         pos = 0
         size = len(data)
+        # memcached's read buffer as if each of its reads took all that had arrived: it starts
+        # where this input does (an unfinished line is moved to the front before a read). A
+        # data block or a swallow that began in an earlier read was read to its end straight
+        # from the socket, so the buffer starts again after it (a window that already ended).
+        window_end = READ_BUFFER_SIZE if self._window_left is None else self._window_left
+        self._window_left = None
+        if self._pending is not None or session.swallow_bytes:
+            window_end = 0
         while pos < size:
             if self._pending is not None:
                 command, tokens, length = self._pending
@@ -105,30 +117,48 @@ class TextMachine:
                 pos = end + 2
                 if session.close_now or session.close_after_write:
                     return False
+                if pos >= window_end:
+                    # The block ran to or past the buffer's end: memcached read its rest into the
+                    # item, writes its queued replies and reads afresh from here.
+                    self._written()
+                    window_end = pos + READ_BUFFER_SIZE
                 continue
             if session.swallow_bytes:
                 pos += session.swallowed(size - pos)
+                if not session.swallow_bytes and pos >= window_end:
+                    self._written()
+                    window_end = pos + READ_BUFFER_SIZE
                 continue
             if budget <= 0 or session.reply_bytes >= OUTPUT_BOUND:
                 if budget <= 0:
                     server.stats.conn_yields += 1
                 self.pending_input.keep(data[pos:])
+                self._window_left = window_end - pos
                 return True
-            eol = data.find(b"\n", pos)
-            if eol - pos >= READ_BUFFER_SIZE and not self._may_be_long_get(data, pos):
-                session.close()
-                return False
+            # The newline must be in the buffer (after a long multiget, whose grown buffer the
+            # machine does not follow, the buffer counts as used up).
+            limit = window_end if window_end < size else size
+            eol = data.find(b"\n", pos, limit) if limit > pos else -1
             if eol < 0:
-                if size - pos > MAX_LINE_WITHOUT_NEWLINE:
+                if limit - pos > MAX_LINE_WITHOUT_NEWLINE:
+                    # try_read_command_ascii: over 2 KiB without a newline in the buffer.
                     if not self._may_be_long_get(data, pos):
                         session.close()
                         return False
-                    if size - pos > MAX_MULTIGET_LINE:
+                    eol = data.find(b"\n", pos)
+                    if eol < 0 and size - pos > MAX_MULTIGET_LINE:
                         session.error(OUT_OF_MEMORY_READING)
                         session.quit()
                         return False
-                self.pending_input.keep(data[pos:])
-                break
+                elif limit < size:
+                    # memcached writes what it has queued, moves the line's start to the front
+                    # of its buffer and fills the rest.
+                    self._written()
+                    window_end = pos + READ_BUFFER_SIZE
+                    continue
+                if eol < 0:
+                    self.pending_input.keep(data[pos:])
+                    break
             line = data[pos:eol - 1] if eol - pos > 1 and data[eol - 1] == 13 else data[pos:eol]
             pos = eol + 1
             # memcached's tokenizer sees the line as a C string: it ends at a NUL byte. (find,
@@ -177,6 +207,12 @@ class TextMachine:
             states.batch_done()
         return False
 
+
+    def _written(self) -> None:
+        """memcached writes its queued replies here (conn_mwrite before a read): a close later in
+        this input does not take them back, and their response objects are free again."""
+        self.session.flushed = len(self.session.out)
+        self._stacked = 0
 
     def _claim_responses(self, entry, tokens: List[bytes]) -> bool:
         """memcached's resp_start under a response budget: False if the request was refused."""

@@ -242,6 +242,47 @@ def test_tls_requires_client_certificate(certificates):
         server.stop()
 
 
+def test_tls_with_python_binary_memcached_add(certificates):
+    """python-binary-memcached's own TLS tests, replayed: its fixture starts the server with -Z
+    and ssl_verify_mode=1, and each test makes a fresh client that first deletes its keys.
+
+    Its add returned False in that suite only because the fixture waits 0.1 s after starting
+    the server: pymcd listens some 0.5 s after it starts, the client's first connection is
+    refused, and the client then answers every request as "server disconnected" (add: False)
+    for its 5-second retry delay. Started and listening, pymcd answers as memcached does.
+    """
+    bmemcached = pytest.importorskip("bmemcached")
+    port = free_port()
+    server = start_pymcd(tls_args(certificates, verify_mode=1), port=port)
+
+    def fresh_client():
+        client = bmemcached.Client("%s:%d" % (HOST, port),
+                                   tls_context=client_context(certificates, False))
+        for key in ("test_key", "test_key2", "fresh_key"):
+            client.delete(key)
+        return client
+
+    try:
+        client = fresh_client()  # testAddPass
+        assert client.add("test_key", "test") is True
+        client.disconnect_all()
+        client = fresh_client()  # testAddFail
+        assert client.add("test_key", "value") is True
+        assert client.add("test_key", "test") is False
+        client.disconnect_all()
+        client = fresh_client()  # testAddCas
+        success, cas = client.add("test_key", "value", get_cas=True)
+        assert success and cas
+        assert client.gets("test_key") == ("value", cas)
+        assert client.add("test_key", "value2", get_cas=True) == (False, None)
+        assert client.cas("test_key", "value3", cas)
+        assert client.get("test_key") == "value3"
+        assert client.add("test_key2", "value") is True
+        client.disconnect_all()
+    finally:
+        server.stop()
+
+
 def test_refresh_certs_and_notls_listener(certificates):
     tls_port, plain_port = free_port(), free_port()
     args = tls_args(certificates) + ["-l", "notls:127.0.0.1:%d" % plain_port]

@@ -734,13 +734,31 @@ class _Side:
 
     def connect(self) -> None:
         if self.sock is not None:
-            self.sock.close()
+            self.hang_up()
         self.sock = socket.create_connection(self.address, timeout=10)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.setblocking(False)
         self.received = b""
         self.closed = False
         self.last_data = time.monotonic()
+
+    def hang_up(self, timeout: float = 5.0) -> None:
+        """Close the connection once the server has closed its end too.
+
+        A server left waiting (for a block, a swallow) may hold replies that pin items, and
+        memcached's worker thread frees them only when it sees the connection end; an incr on
+        the next connection would otherwise find the item held or not by chance. The server
+        closes its end after that clean-up, so its EOF is the sign to go on."""
+        sock = self.sock
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                if select.select([sock], [], [], end - time.monotonic())[0] and not sock.recv(1 << 20):
+                    break
+        except OSError:
+            pass
+        sock.close()
 
     def render(self, batch: Batch) -> bytes:
         chunks: List[bytes] = []
@@ -760,11 +778,13 @@ class _Side:
         return b"".join(chunks)
 
     def send(self, data: bytes) -> None:
+        """Write ``data``; a server that closes before taking it all may still have written
+        replies first, so a failed write leaves the reading (and the closed flag) to pump."""
         self.sock.setblocking(True)
         try:
             self.sock.sendall(data)
         except OSError:
-            self.closed = True
+            pass
         self.sock.setblocking(False)
 
     def pump(self) -> bool:

@@ -253,7 +253,10 @@ def test_tls_with_python_binary_memcached_add(certificates):
     """
     bmemcached = pytest.importorskip("bmemcached")
     port = free_port()
-    server = start_pymcd(tls_args(certificates, verify_mode=1), port=port)
+    # Its fixture's flags, as it gives them.
+    server = start_pymcd(["-Z", "-o", "ssl_key=%s" % (certificates / "server.key"),
+                          "-o", "ssl_chain_cert=%s" % (certificates / "server.pem"),
+                          "-o", "ssl_verify_mode=1"], port=port)
 
     def fresh_client():
         client = bmemcached.Client("%s:%d" % (HOST, port),

@@ -4,7 +4,8 @@
 
 Starts both servers (memcached with the flags pymcd gets), feeds them the same generated stream
 (``pymcd.difffuzz``) and prints the mismatches by request kind, with examples; the figures go to
-``bench/results/difffuzz-<protocol>-<timestamp>.json``. Exit status 1 if anything differed.
+``bench/results/difffuzz-<protocol>-<timestamp>.json``. Exit status 1 if anything differed, or if
+another process connected to the servers meanwhile (its requests would make their stores differ).
 """
 
 from __future__ import annotations
@@ -58,9 +59,10 @@ def main() -> int:
         "protocol": args.protocol, "seed": args.seed, "n": args.n, "requests": report.requests,
         "batches": report.batches, "mismatches": report.mismatch_count,
         "by_kind": dict(report.mismatches.most_common()), "seconds": round(elapsed, 1),
+        "foreign_connections": report.foreign_connections,
     })
     print("results: %s" % path)
-    return 1 if report.mismatch_count else 0
+    return 1 if report.mismatch_count or any(report.foreign_connections) else 0
 
 
 if __name__ == "__main__":

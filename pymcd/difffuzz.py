@@ -704,6 +704,9 @@ class Report:
     # The first mismatches in the order they happened: a store that diverged once makes
     # later batches differ too, so the first ones are where to look.
     first: List[Mismatch] = field(default_factory=list)
+    # Connections each server accepted that the runner did not open: another process (a test
+    # whose server lost its port to these) talking to them makes their stores differ.
+    foreign_connections: List[int] = field(default_factory=list)
 
     @property
     def mismatch_count(self) -> int:
@@ -712,6 +715,9 @@ class Report:
     def summary(self) -> str:
         lines = ["%s seed=%d requests=%d batches=%d mismatches=%d" % (
             self.protocol, self.seed, self.requests, self.batches, self.mismatch_count)]
+        if any(self.foreign_connections):
+            lines.append("  foreign connections (memcached, pymcd): %s: the results are not "
+                         "the fuzzer's alone" % self.foreign_connections)
         for index, example in enumerate(self.first):
             lines.append("  first #%d (%s)" % (index + 1, example.kind))
             lines += example.lines(600)
@@ -730,11 +736,13 @@ class _Side:
         self.binary = binary
         self.normaliser = Normaliser()
         self.sock: Optional[socket.socket] = None
+        self.opened = 0
         self.connect()
 
     def connect(self) -> None:
         if self.sock is not None:
             self.hang_up()
+        self.opened += 1
         self.sock = socket.create_connection(self.address, timeout=10)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.setblocking(False)
@@ -827,6 +835,7 @@ class DiffRunner:
         binary = protocol == "binary"
         self.sentinel = BINARY_SENTINEL if binary else TEXT_SENTINEL
         self.sentinel_reply = BINARY_SENTINEL_REPLY if binary else TEXT_SENTINEL_REPLY
+        self.accepted_before = [total_connections(reference), total_connections(candidate)]
         self.sides = [_Side(reference, binary), _Side(candidate, binary)]
         self.quiet = quiet
         self.deadline = deadline
@@ -901,4 +910,22 @@ class DiffRunner:
                     kept.append(mismatch)
                 if len(report.first) < 3:
                     report.first.append(mismatch)
+        # Each reading counts its own connection.
+        report.foreign_connections = [
+            total_connections(side.address) - before - side.opened - 1
+            for side, before in zip(self.sides, self.accepted_before)]
         return report
+
+
+def total_connections(address: Tuple[str, int]) -> int:
+    """The server's ``total_connections`` (this reading's own connection included)."""
+    with socket.create_connection(address, timeout=10) as sock:
+        sock.sendall(b"stats\r\n")
+        reply = b""
+        while not reply.endswith(b"END\r\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    match = re.search(rb"STAT total_connections (\d+)", reply)
+    return int(match.group(1)) if match else 0

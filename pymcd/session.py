@@ -13,13 +13,17 @@ from typing import TYPE_CHECKING, List, Optional
 if TYPE_CHECKING:  # pragma: no cover
     from pymcd.context import ServerContext
 
-# Backpressure: how many reply bytes a connection may have waiting to be sent before it stops
-# reading requests (the transport's write buffer), and how many one batch of requests may
-# produce before the machine yields so that the batch can be written first. Twice the default
-# largest item (-I 1m): a healthy client of full-size items is never paused, while a client
-# that does not read costs a few MiB (about what the kernel buffers for a loopback socket
-# anyway), never memory in proportion to the requests it sends.
-OUTPUT_BOUND = 2 * 1024 * 1024
+# Backpressure: how many value bytes one batch of requests may queue before the machine yields,
+# so that the batch is written (and the connection paused, if the transport could not send it)
+# before more requests run. A batch holds at least one request, so a full-size item (-I 1m) is
+# a batch of its own. It is also the most work one connection does in one reactor turn: over
+# TLS a 2 MiB batch took 10-14 ms of CPU to copy and encrypt, long enough to hold other
+# clients' replies past 10 ms; a 256 KiB one (or one 500 KB value) takes 2-4 ms, and streaming
+# big values is as fast (bench/stalled.py, and pipelined gets of 50 KB and 500 KB values: no
+# difference within noise). Below -R's 20 requests a batch, only values over 13 KB reach it.
+# A client that never reads costs a batch plus the transport's 64 KiB mark, never memory in
+# proportion to its requests.
+OUTPUT_BOUND = 256 * 1024
 
 
 class Session:

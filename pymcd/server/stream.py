@@ -5,11 +5,16 @@ the binary request magic); ``-B`` can pin one. Replies a read produced are writt
 ``transport.write``; a machine that used up its per-read request budget (``-R``) yields to other
 connections by pausing its reads and resuming on the next reactor turn.
 
-Backpressure: each connection is a streaming producer of its own transport. When more than
-``OUTPUT_BOUND`` bytes of replies wait to be sent, the transport pauses it, and it stops reading
-(and stops running requests it has already read) until the transport has drained, as memcached
-stops reading a connection whose replies it cannot send. A client that never reads costs
-a bounded amount of memory, and the other connections are served meanwhile.
+Backpressure: each connection is a streaming producer of its own transport. When the replies
+the kernel did not take pass the transport's buffer mark (Twisted's 64 KiB), the transport pauses
+it, and it stops reading (and stops running requests it has already read) until the transport
+has drained, as memcached stops reading a connection whose replies it cannot send; one read's
+batch of replies is itself about ``OUTPUT_BOUND`` (the machines yield there). A client that
+never reads costs a bounded amount of memory, and the other connections are served meanwhile.
+The mark is left at Twisted's: raised to 2 MiB it let a stalled reader hold 2 MiB of replies
+on top of a batch, and under Twisted's own ``doRead`` (the stock reactor) it is also the read
+size, so each read of a pipelining client was 2 MiB of requests held in memory (over TLS, 2 MiB
+of ciphertext decrypted at once): 6-8 MiB of RSS per stalled reader instead of 1-4.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pymcd.context import ServerContext
 from pymcd.event_log import CONNEVENTS
 from pymcd.protocol.negotiate import machine_for
 from pymcd.protocol.states import StateTrace
-from pymcd.session import OUTPUT_BOUND, Session
+from pymcd.session import Session
 
 try:
     from OpenSSL.SSL import Error as TLSError
@@ -52,7 +57,7 @@ class MemcacheStreamProtocol(protocol.Protocol):
 
     Reads stop while either the machine has requests left over (it used its ``-R`` budget or
     its reply bound, and continues on a later reactor turn) or the transport's write buffer is
-    over ``OUTPUT_BOUND`` (it continues when the transport says it drained).
+    over its mark (it continues when the transport says it drained).
     """
 
     session: Optional[Session] = None
@@ -69,6 +74,8 @@ class MemcacheStreamProtocol(protocol.Protocol):
         self._work_left = False
         # The transport's write buffer is over the bound.
         self._write_blocked = False
+        # Input that arrived while paused (see dataReceived), for _resume.
+        self._held: List[bytes] = []
         self.closed_waiters: List[Deferred] = []
 
     def connectionMade(self) -> None:
@@ -85,7 +92,6 @@ class MemcacheStreamProtocol(protocol.Protocol):
             listen_address=format_address(self.transport.getHost()),
         )
         self.factory.connections[self.session.conn_id] = self
-        _socket_transport(self.transport).bufferSize = OUTPUT_BOUND
         self.transport.registerProducer(self, True)
         if server.event_log.flags & CONNEVENTS:
             self._log_connection(True)
@@ -102,6 +108,14 @@ class MemcacheStreamProtocol(protocol.Protocol):
             return
         server = self.server
         server.stats.bytes_read += len(data)
+        if self._work_left or self._write_blocked:
+            # Paused, yet handed more: TLS delivers all it has decrypted after a pause (up to
+            # a socket read's worth); running it would start another batch of replies for
+            # each 32 KiB it hands over, on top of the one that paused. It waits with the
+            # requests left over.
+            self._held.append(data)
+            self._work_left = True
+            return
         machine = self.machine
         if machine is None:
             machine = self.machine = machine_for(self.session, data)
@@ -118,7 +132,13 @@ class MemcacheStreamProtocol(protocol.Protocol):
         self._next_call = None
         if not self.transport.connected:
             return
-        yielded = self.machine.receive(b"")
+        held = self._held
+        if held:
+            data = b"".join(held)
+            del held[:]
+        else:
+            data = b""
+        yielded = self.machine.receive(data)
         self._flush()
         if yielded and not self.session.close_now:
             if not self._write_blocked:
@@ -129,7 +149,7 @@ class MemcacheStreamProtocol(protocol.Protocol):
                 self.transport.resumeProducing()
 
     def pauseProducing(self) -> None:
-        """The transport holds more than OUTPUT_BOUND unsent bytes: stop reading."""
+        """The transport holds more unsent bytes than its mark: stop reading."""
         self._write_blocked = True
         self.server.stats.backpressure_pauses += 1
         self.transport.pauseProducing()
@@ -202,10 +222,9 @@ class MemcacheStreamProtocol(protocol.Protocol):
 
     def _become_watcher(self) -> None:
         """A ``watch`` connection reads no more requests: its watcher takes over as the
-        transport's producer, with the transport's own (smaller) buffer mark, so that a
-        watcher that stops reading drops events early rather than buffering 2 MiB of them."""
+        transport's producer (a watcher that stops reading drops events at the transport's
+        mark)."""
         self.transport.unregisterProducer()
-        del _socket_transport(self.transport).bufferSize
         self.session.watcher.attach(self.transport, self.clock)
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:

@@ -134,7 +134,7 @@ def test_stop_refuses_new_clients_and_cuts_off_a_client_that_never_reads():
     stalled = server.connect()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     # 2,000 gets fit the socket buffers unread; their 400 MB of replies do not, so the server
-    # holds its 2 MiB bound of them when it is told to stop.
+    # holds a batch of them, unsent, when it is told to stop.
     stalled.sendall(b"get big\r\n" * 2000)
     time.sleep(1.0)
     started = time.time()

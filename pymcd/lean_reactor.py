@@ -18,10 +18,11 @@ once and only buffer what the kernel did not take (py-spy under memaslap: the re
 Its UDP ports answer without Twisted's per-write address checks (see ``LeanUDPPort.write``).
 
 Stream transports also read at most ``READ_SIZE`` bytes at a time. Twisted reads ``bufferSize`` bytes, and
-that is also its write mark, which pymcd raises to its 2 MiB reply bound (``OUTPUT_BOUND``):
-CPython then allocates each 2 MiB read with mmap and shrinks and frees it with mremap and
-munmap, three more system calls and fresh pages for every request (strace -c under memaslap:
-the three took 45% of the server's system time, more than sendto).
+that is also its write mark, which pymcd raised to 2 MiB (it keeps Twisted's 64 KiB now, see
+``pymcd.server.stream``, but a protocol may raise it again): CPython then allocated each 2 MiB
+read with mmap and shrank and freed it with mremap and munmap, three more system calls and
+fresh pages for every request (strace -c under memaslap: the three took 45% of the server's
+system time, more than sendto).
 """
 
 from __future__ import annotations

@@ -51,6 +51,19 @@ def wait_for(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError("server on port %d did not start" % port)
 
 
+def stats_reply(port: int, timeout: float = 5.0) -> bytes:
+    """The whole reply to ``stats`` from the server on ``port``, over a connection of its own."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(b"stats\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
 def summary_figures(output: str) -> Optional[Dict[str, float]]:
     """The run time, ops, TPS and net rate of a memaslap-style report, or None."""
     match = SUMMARY.search(output)

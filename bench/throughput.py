@@ -41,7 +41,6 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,7 +50,8 @@ import urllib.parse
 import urllib.request
 from typing import Dict, List, Optional
 
-from harness import ROOT, free_port, process_cpu_seconds, summary_figures, wait_for, write_results
+from harness import (ROOT, free_port, process_cpu_seconds, stats_reply, summary_figures, wait_for,
+                     write_results)
 
 CEILING = ROOT.parent / "shared" / "bench" / "ceiling_twisted.py"
 WORKLOADS = {
@@ -166,15 +166,7 @@ OBSERVERS = {
 
 def counted_keys(port: int) -> int:
     """cmd_get + cmd_set from ``stats``: keys, whatever the client counts as an operation."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"stats\r\n")
-        data = b""
-        while not data.endswith(b"END\r\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    figures = dict(re.findall(rb"STAT (cmd_get|cmd_set) (\d+)", data))
+    figures = dict(re.findall(rb"STAT (cmd_get|cmd_set) (\d+)", stats_reply(port)))
     return int(figures.get(b"cmd_get", 0)) + int(figures.get(b"cmd_set", 0))
 
 

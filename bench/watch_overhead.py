@@ -45,7 +45,7 @@ from typing import Callable, Dict, List, Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import MIXED_WORKLOAD, RESULTS, ROOT, free_port, wait_for  # noqa: E402
+from harness import MIXED_WORKLOAD, RESULTS, ROOT, free_port, stats_reply, wait_for  # noqa: E402
 from throughput import run_client  # noqa: E402
 
 MEMCASLAP_CONFIGS = {
@@ -99,11 +99,7 @@ WATCHERS: Dict[str, Callable[[int], Optional[Watcher]]] = {
 
 def server_stats(port: int) -> Dict[str, float]:
     """The log_* counters and the CPU seconds the server has used."""
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"stats\r\n")
-        data = b""
-        while not data.endswith(b"END\r\n"):
-            data += sock.recv(65536)
+    data = stats_reply(port)
     figures: Dict[str, float] = {
         name.decode(): int(value) for name, value in re.findall(rb"STAT (log_\w+) (\d+)", data)}
     figures["cpu_seconds"] = sum(

@@ -16,13 +16,6 @@ once and only buffer what the kernel did not take (py-spy under memaslap: the re
 16% of pymcd's samples, the write events' dispatch another 10%).
 
 Its UDP ports answer without Twisted's per-write address checks (see ``LeanUDPPort.write``).
-
-Stream transports also read at most ``READ_SIZE`` bytes at a time. Twisted reads ``bufferSize`` bytes, and
-that is also its write mark, which pymcd raised to 2 MiB (it keeps Twisted's 64 KiB now, see
-``pymcd.server.stream``, but a protocol may raise it again): CPython then allocated each 2 MiB
-read with mmap and shrank and freed it with mremap and munmap, three more system calls and
-fresh pages for every request (strace -c under memaslap: the three took 45% of the server's
-system time, more than sendto).
 """
 
 from __future__ import annotations
@@ -32,12 +25,8 @@ import sys
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
-    from twisted.python.failure import Failure
-
     from pymcd.settings import Settings
 
-# Twisted's own default read size; memcached reads 16 KiB at a time.
-READ_SIZE = 64 * 1024
 # A full send buffer, no kernel memory, or an ICMP refusal reported on a later send.
 DROPPABLE_SEND_ERRORS = (errno.EAGAIN, errno.ENOBUFS, errno.ECONNREFUSED)
 
@@ -68,21 +57,9 @@ def install() -> None:
         return
     from select import EPOLLIN
 
-    from twisted.internet import main, tcp, udp, unix
+    from twisted.internet import tcp, udp, unix
     from twisted.internet.main import installReactor
     from twisted.python import log
-
-    def read_at_most(transport: tcp.Server) -> Optional[Failure]:
-        """Twisted's ``doRead`` for a stream socket, with the read size apart from the write
-        mark (and no ancillary data: pymcd takes no descriptors over unix sockets)."""
-        try:
-            data = transport.socket.recv(READ_SIZE)
-        except OSError as error:
-            return None if error.args[0] == errno.EWOULDBLOCK else main.CONNECTION_LOST
-        if not data:
-            return main.CONNECTION_DONE
-        transport.protocol.dataReceived(data)
-        return None
 
     def write_eagerly(transport: tcp.Server, data: bytes) -> None:
         """``send`` now when nothing is queued; let Twisted buffer (and report errors on its
@@ -101,14 +78,12 @@ def install() -> None:
         tcp.Server.write(transport, data)
 
     class EagerTCPServer(tcp.Server):
-        doRead = read_at_most
         write = write_eagerly
 
     class EagerTCPPort(tcp.Port):
         transport = EagerTCPServer
 
     class EagerUNIXServer(unix.Server):
-        doRead = read_at_most
         write = write_eagerly
 
     class EagerUNIXPort(unix.Port):

@@ -52,11 +52,12 @@ def wait_for(port: int, timeout: float = 20.0) -> None:
 
 
 def stats_reply(port: int, timeout: float = 5.0) -> bytes:
-    """The whole reply to ``stats`` from the server on ``port``, over a connection of its own."""
+    """The whole reply to ``stats`` from the server on ``port``, over a connection of its own;
+    a server without ``stats`` (the ceiling) answers ``ERROR``."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(b"stats\r\n")
         data = b""
-        while not data.endswith(b"END\r\n"):
+        while not data.endswith((b"END\r\n", b"ERROR\r\n")):
             chunk = sock.recv(65536)
             if not chunk:
                 break

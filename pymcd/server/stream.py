@@ -44,6 +44,14 @@ TOO_MANY_CONNECTIONS = b"ERROR Too many open connections\r\n"
 # How long a stopping server's connection waits for its client to close after the replies
 # are out (see MemcacheStreamProtocol.stop).
 LINGER = 1.0
+# The most replies a TLS connection hands its transport in one reactor turn. Encrypting is the
+# costly part of a TLS write (pyOpenSSL, a 16 KiB record at a time, the ciphertext copied out of
+# OpenSSL's buffer), and one 500 KB reply encrypted at once kept other connections waiting
+# 3-5 ms of CPU, more on a busy core; 64 KiB a turn is a fraction of a millisecond, and is
+# Twisted's write mark, so a paused connection holds at most a batch of plaintext (in
+# ``_unsent``) and a mark's worth of ciphertext. At 64,000 bytes or more Twisted's TLS
+# transport encrypts a write at once instead of aggregating it to the next turn.
+TLS_WRITE_CHUNK = 64 * 1024
 NEW_CONNECTION_TRACES = {
     "auto": "<%d new auto-negotiating client connection",
     "ascii": "<%d new ascii client connection.",
@@ -55,9 +63,10 @@ NEW_CONNECTION_TRACES = {
 class MemcacheStreamProtocol(protocol.Protocol):
     """One client connection over a stream transport.
 
-    Reads stop while either the machine has requests left over (it used its ``-R`` budget or
-    its reply bound, and continues on a later reactor turn) or the transport's write buffer is
-    over its mark (it continues when the transport says it drained).
+    Reads stop while the machine has requests left over (it used its ``-R`` budget or its
+    reply bound, and continues on a later reactor turn), while a TLS connection still has
+    replies to hand over (``TLS_WRITE_CHUNK`` a turn), or while the transport's write buffer
+    is over its mark (it continues when the transport says it drained).
     """
 
     session: Optional[Session] = None
@@ -70,8 +79,14 @@ class MemcacheStreamProtocol(protocol.Protocol):
         self.clock = clock
         # The connection's one scheduled call: _resume on a later turn, or a stop's linger.
         self._next_call = None
-        # Requests read but not yet run, waiting for a reactor turn or for the buffer to drain.
+        # Something to do on a later reactor turn (requests left over, input held, replies not
+        # handed over yet), once the transport's buffer is under its mark.
         self._work_left = False
+        # The machine yielded with requests it has read but not run.
+        self._requests_left = False
+        # Over TLS, replies not yet handed to the transport (see TLS_WRITE_CHUNK).
+        self._unsent: Optional[memoryview] = None
+        self._write_chunk = 0
         # The transport's write buffer is over the bound.
         self._write_blocked = False
         # Input that arrived while paused (see dataReceived), for _resume.
@@ -92,6 +107,8 @@ class MemcacheStreamProtocol(protocol.Protocol):
             listen_address=format_address(self.transport.getHost()),
         )
         self.factory.connections[self.session.conn_id] = self
+        if _socket_transport(self.transport) is not self.transport:
+            self._write_chunk = TLS_WRITE_CHUNK
         self.transport.registerProducer(self, True)
         if server.event_log.flags & CONNEVENTS:
             self._log_connection(True)
@@ -121,32 +138,57 @@ class MemcacheStreamProtocol(protocol.Protocol):
             machine = self.machine = machine_for(self.session, data)
         yielded = machine.receive(data)
         self._flush()
-        if yielded and not self.session.close_now:
-            self._work_left = True
-            self.transport.pauseProducing()
-            if not self._write_blocked:
-                self._next_call = self.clock.callLater(0, self._resume)
+        if yielded or self._unsent is not None:
+            self._note_work_left(yielded)
+            if self._work_left:
+                self.transport.pauseProducing()
+                if not self._write_blocked:
+                    self._next_call = self.clock.callLater(0, self._resume)
+
+    def _note_work_left(self, yielded: bool) -> None:
+        self._requests_left = yielded and not self.session.close_now
+        self._work_left = self._requests_left or self._unsent is not None
 
     def _resume(self) -> None:
-        """Run requests left over from an earlier read."""
+        """Hand over more of the replies not sent yet; once they are all out, run requests left
+        over from an earlier read."""
         self._next_call = None
         if not self.transport.connected:
             return
-        held = self._held
-        if held:
-            data = b"".join(held)
-            del held[:]
-        else:
-            data = b""
-        yielded = self.machine.receive(data)
-        self._flush()
-        if yielded and not self.session.close_now:
+        if self._unsent is not None:
+            self._hand_over()
+        if self._unsent is None:
+            held = self._held
+            if self._requests_left or held:
+                data = b"".join(held)
+                del held[:]
+                yielded = self.machine.receive(data)
+                self._flush()
+                self._note_work_left(yielded)
+            else:
+                self._work_left = False
+        if self._work_left:
             if not self._write_blocked:
                 self._next_call = self.clock.callLater(0, self._resume)
+        elif not self._write_blocked:
+            self.transport.resumeProducing()
+
+    def _hand_over(self) -> None:
+        """Give the transport the next ``TLS_WRITE_CHUNK`` of the replies not sent yet."""
+        unsent = self._unsent
+        chunk = self._write_chunk
+        if len(unsent) > chunk:
+            self._unsent = unsent[chunk:]
+            unsent = unsent[:chunk]
         else:
-            self._work_left = False
-            if not self._write_blocked:
-                self.transport.resumeProducing()
+            self._unsent = None
+        self.transport.write(bytes(unsent))
+
+    def _hand_over_all(self) -> None:
+        """The connection is closing or becoming a watcher: what is left goes now."""
+        if self._unsent is not None:
+            unsent, self._unsent = self._unsent, None
+            self.transport.write(bytes(unsent))
 
     def pauseProducing(self) -> None:
         """The transport holds more unsent bytes than its mark: stop reading."""
@@ -178,7 +220,8 @@ class MemcacheStreamProtocol(protocol.Protocol):
         if self._next_call is not None and self._next_call.active():
             self._next_call.cancel()
         self._next_call = None
-        self._work_left = False
+        self._work_left = self._requests_left = False
+        self._hand_over_all()
         # Requests arriving from now on are read and dropped; nothing on the hot path tests
         # for a stop, so the method itself is replaced.
         self.dataReceived = _discard
@@ -197,6 +240,7 @@ class MemcacheStreamProtocol(protocol.Protocol):
         A transport does not close while a streaming producer is registered and paused (it
         would resume the producer instead), so the connection stops being one first.
         """
+        self._hand_over_all()
         self.transport.unregisterProducer()
         self.transport.loseConnection()
 
@@ -212,7 +256,12 @@ class MemcacheStreamProtocol(protocol.Protocol):
         if count:
             data = session.take_output(count)
             self.server.stats.bytes_written += len(data)
-            self.transport.write(data)
+            if self._write_chunk and len(data) > self._write_chunk:
+                # Over TLS: the first chunk now, the rest on later turns (_resume).
+                self._unsent = memoryview(data)
+                self._hand_over()
+            else:
+                self.transport.write(data)
         else:
             session.reply_bytes = 0
         if session.close_after_write or session.close_now:
@@ -224,6 +273,7 @@ class MemcacheStreamProtocol(protocol.Protocol):
         """A ``watch`` connection reads no more requests: its watcher takes over as the
         transport's producer (a watcher that stops reading drops events at the transport's
         mark)."""
+        self._hand_over_all()
         self.transport.unregisterProducer()
         self.session.watcher.attach(self.transport, self.clock)
 
@@ -232,6 +282,7 @@ class MemcacheStreamProtocol(protocol.Protocol):
             self.server.stats.ssl_handshake_errors += 1
         if self._next_call is not None and self._next_call.active():
             self._next_call.cancel()
+        self._unsent = None
         session = self.session
         if session is not None:
             self.factory.connections.pop(session.conn_id, None)

@@ -135,15 +135,19 @@ def test_stalled_reader_over_tls(certificates):  # noqa: F811
                                      tls_connector(server, certificates)))
 
 
-def test_slow_reader_gets_every_reply_in_order():
-    """Backpressure pauses a connection, it never drops or reorders its replies."""
-    with start_pymcd() as server:
-        with server.connect() as setup:
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+def test_slow_reader_gets_every_reply_in_order(transport, certificates):  # noqa: F811
+    """Backpressure pauses a connection, it never drops or reorders its replies (over TLS,
+    where replies are also handed over 64 KiB a reactor turn)."""
+    with start_pymcd(tls_args(certificates) if transport == "tls" else []) as server:
+        connect = tls_connector(server, certificates) if transport == "tls" else server.connect
+        with connect() as setup:
             for number in range(4):
                 value = bytes([65 + number]) * VALUE_SIZE
                 exchange(setup, b"set k%d 0 0 %d\r\n%s\r\n" % (number, VALUE_SIZE, value),
                          expect_end=b"\r\n")
-        with server.connect(timeout=10) as slow:
+        with connect() as slow:
+            slow.settimeout(10)
             requests = b"".join(b"get k%d\r\n" % (n % 4) for n in range(200))
             sender = threading.Thread(target=slow.sendall, args=(requests,), daemon=True)
             sender.start()
@@ -159,3 +163,25 @@ def test_slow_reader_gets_every_reply_in_order():
                 received += chunk
             sender.join()
             assert bytes(received) == expected
+
+
+def test_tls_closing_request_after_big_replies_keeps_them(certificates):  # noqa: F811
+    """``quit`` after pipelined gets over TLS: every reply is handed over before the
+    connection closes, also those still waiting for a later reactor turn when ``quit`` ran
+    (200 KB values: the third get and the quit share a batch)."""
+    with start_pymcd(tls_args(certificates)) as server:
+        connect = tls_connector(server, certificates)
+        value = b"q" * 200_000
+        with connect() as setup:
+            exchange(setup, b"set big 0 0 %d\r\n%s\r\n" % (len(value), value),
+                     expect_end=b"\r\n")
+        with connect() as client:
+            client.settimeout(10)
+            client.sendall(b"get big\r\n" * 3 + b"quit\r\n")
+            received = bytearray()
+            while True:
+                chunk = client.recv(1 << 20)
+                if not chunk:
+                    break
+                received += chunk
+        assert bytes(received) == b"VALUE big 0 %d\r\n%s\r\nEND\r\n" % (len(value), value) * 3

@@ -65,6 +65,21 @@ def stats_reply(port: int, timeout: float = 5.0) -> bytes:
     return data
 
 
+def fill_slab_classes(port: int, items: int = 20000) -> None:
+    """Items of 50 B to 20 KiB, so that some twenty slab classes have pages (and ``/metrics``
+    lists about 1,000 samples): the web observers' dearer case."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        for start in range(0, items, 500):
+            sock.sendall(b"".join(
+                b"set fill%d 0 0 %d noreply\r\n%s\r\n" % (i, 50 + (i * 37) % 20000,
+                                                         b"v" * (50 + (i * 37) % 20000))
+                for i in range(start, start + 500)))
+        sock.sendall(b"version\r\n")
+        reply = b""
+        while not reply.endswith(b"\r\n"):
+            reply += sock.recv(100)
+
+
 def summary_figures(output: str) -> Optional[Dict[str, float]]:
     """The run time, ops, TPS and net rate of a memaslap-style report, or None."""
     match = SUMMARY.search(output)

@@ -31,6 +31,20 @@ load) and ``pymcd-dashboard`` (the same with the dashboard's event stream read d
 load). Besides ops/s, each server's own CPU per operation is recorded: its inverse ("capacity")
 is steadier than ops/s on a shared machine.
 
+``--twins none,scraper,dashboard`` measures what an observer costs more finely than separate runs
+can on a machine whose speed drifts by a third within minutes: two identical ``pymcd --http``
+share core 0, each under its own ascii load from core 1, and the observer watches one of them,
+changing sides every ``--window`` seconds (each holds items in some twenty slab classes
+besides the load's, ``/metrics``'s dearer case); ops are counted from each server's own
+``cmd_get + cmd_set`` at the windows' edges. Both twins live through the same moments of the
+machine, so its drift cancels in the ratio of their ops/s. The figure is that ratio (observed
+over unobserved) per pair of windows, its median and mean over ``--pairs`` pairs. A twin gets
+half the core, so an observer costing a share ``c`` of a core shows as about ``2c`` fewer ops/s
+here, twice what it costs a server with a core to itself: the figure is an upper bound.
+``none`` watches nobody: the control, whose ratio shows the method's own spread. Two workloads
+``A/B`` instead (``ascii/binary``, ``ascii/udp``) give twin A one and twin B the other, nobody
+observing: B's ops/s over A's is their ratio of cost per request, measured at the same moments.
+
 Writes bench/results/throughput-<timestamp>.json and prints a table.
 """
 
@@ -46,12 +60,13 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.parse
 import urllib.request
 from typing import Dict, List, Optional
 
-from harness import (ROOT, free_port, process_cpu_seconds, stats_reply, summary_figures, wait_for,
-                     write_results)
+from harness import (ROOT, fill_slab_classes, free_port, process_cpu_seconds, stats_reply,
+                     summary_figures, wait_for, write_results)
 
 CEILING = ROOT.parent / "shared" / "bench" / "ceiling_twisted.py"
 WORKLOADS = {
@@ -216,6 +231,107 @@ def measure(name: str, command: List[str], args: argparse.Namespace, flags: List
         process.wait(timeout=20)
 
 
+class Nobody:
+    """The observer of the control run, which shows the method's own spread."""
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> int:
+        return 0
+
+
+TWIN_OBSERVERS = {"none": lambda http_port: Nobody(),
+                  "scraper": OBSERVERS["pymcd-scraped"],
+                  "dashboard": OBSERVERS["pymcd-dashboard"]}
+
+
+def twins(spec: str, args: argparse.Namespace) -> Dict[str, object]:
+    """Two servers sharing a core at the same moments: see the module's docstring. ``spec``
+    is an observer (the twins run the ascii load, the observer changes sides every window) or
+    two workloads ``A/B`` (nobody observes; the figure is B's ops/s over A's)."""
+    workloads = spec.split("/") if "/" in spec else ["ascii", "ascii"]
+    observer = "none" if "/" in spec else spec
+    configs, servers, loads = [], [], []
+    try:
+        for workload in workloads:
+            with tempfile.NamedTemporaryFile("w", suffix=".cnf", delete=False) as handle:
+                handle.write(workload_config(WORKLOADS[workload][0]))
+            configs.append(handle.name)
+            port, http_port = free_port(), free_port()
+            command = server_command("pymcd-http", sys.executable, port, workload == "udp",
+                                     None, http_port)
+            servers.append((port, http_port, subprocess.Popen(
+                ["taskset", "-c", "0"] + command, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)))
+        seconds = int(args.window * 2 * args.pairs * 2 + 30)  # killed once the windows end
+        for (port, http_port, _), workload, config in zip(servers, workloads, configs):
+            wait_for(port)
+            wait_for(http_port)
+            fill_slab_classes(port)
+            loads.append(subprocess.Popen(
+                ["taskset", "-c", "1"] + CLIENTS[args.client] + [
+                    "-s", "127.0.0.1:%d" % port, "-T", "1", "-c", "32", "-t", "%ds" % seconds,
+                    "-F", config] + WORKLOADS[workload][1],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(3)  # connections made, the stores filled
+        windows: List[Dict[str, object]] = []
+        for window in range(2 * args.pairs):
+            # An observer changes sides every window, so that one twin being luckier with the
+            # scheduler than the other cancels out within a pair; workloads keep their sides.
+            observed = window % 2 if "/" not in spec else 1
+            watcher = TWIN_OBSERVERS[observer](servers[observed][1])
+            watcher.start()
+            before = [counted_keys(port) for port, _, _ in servers]
+            began = time.monotonic()
+            time.sleep(args.window)
+            elapsed = time.monotonic() - began
+            ops = [(counted_keys(port) - keys) / elapsed
+                   for (port, _, _), keys in zip(servers, before)]
+            windows.append({"observed": observed, "ops_per_s": ops, "fetches": watcher.stop()})
+        if any(load.poll() is not None for load in loads):
+            raise RuntimeError("a load generator ended before the windows did")
+    finally:
+        for load in loads:
+            load.kill()
+            load.wait()
+        for _, _, process in servers:
+            process.terminate()
+            process.wait(timeout=20)
+        for config in configs:
+            os.unlink(config)
+    # Per pair: the geometric mean of the two windows' observed/unobserved ratios.
+    ratios = []
+    for first, second in zip(windows[::2], windows[1::2]):
+        product = 1.0
+        for window in (first, second):
+            ops = window["ops_per_s"]
+            product *= ops[window["observed"]] / ops[1 - window["observed"]]
+        ratios.append(product ** 0.5)
+    quartiles = statistics.quantiles(ratios, n=4)
+    mean = statistics.fmean(ratios)
+    half_width = 1.96 * statistics.stdev(ratios) / len(ratios) ** 0.5
+    return {"observer": spec, "window_s": args.window, "pairs": args.pairs,
+            "median_ratio": statistics.median(ratios), "quartiles": [quartiles[0], quartiles[2]],
+            "mean_ratio": mean, "mean_95": [mean - half_width, mean + half_width],
+            "windows": windows}
+
+
+def report_twins(args: argparse.Namespace) -> int:
+    results = [twins(observer, args) for observer in args.twins.split(",")]
+    out = write_results("throughput-twins", {"client": args.client, "results": results})
+    print("ops/s of the observed twin / the other's (A/B: B's / A's), per pair of %.1f s windows"
+          % args.window)
+    print("twins       pairs   median  (quartiles)      mean  (95% interval)")
+    for result in results:
+        print("%-10s  %5d   %.3f  (%.3f-%.3f)   %.3f  (%.3f-%.3f)" % (
+            result["observer"], result["pairs"], result["median_ratio"],
+            result["quartiles"][0], result["quartiles"][1], result["mean_ratio"],
+            result["mean_95"][0], result["mean_95"][1]))
+    print("written to %s" % out)
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--time", default="10s", help="run time per server and workload")
@@ -230,10 +346,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--client", choices=sorted(CLIENTS), default="memcaslap",
                         help="load generator (pymcd-slap takes the same options)")
     parser.add_argument("--baseline", help="source tree of a pymcd to compare (pymcd-baseline)")
+    parser.add_argument("--twins", help="observers (none, scraper, dashboard) to measure on one "
+                        "of two servers sharing a core, swapping sides every window, or "
+                        "workloads A/B (ascii/binary) to compare at the same moments")
+    parser.add_argument("--window", type=float, default=2.0, help="seconds per --twins window")
+    parser.add_argument("--pairs", type=int, default=30, help="window pairs per observer")
     args = parser.parse_args(argv)
     if args.client == "memcaslap" and shutil.which("memcaslap") is None:
         print("memcaslap not found: apt-get install libmemcached-tools", file=sys.stderr)
         return 2
+    if args.twins:
+        return report_twins(args)
     pythons = [sys.executable] + [shutil.which(p) or p for p in args.python]
     # (label, server, interpreter): memcached once, each pymcd server on each interpreter.
     servers = []

@@ -21,7 +21,6 @@ requests per second (bench/throughput.py measures the same thing as ops/s, with 
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,22 +31,9 @@ from typing import Callable, Dict, List, Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import free_port, process_cpu_seconds, wait_for, write_results  # noqa: E402
+from harness import (fill_slab_classes, free_port, process_cpu_seconds, wait_for,  # noqa: E402
+                     write_results)
 from throughput import EventStreamReader, Poller  # noqa: E402
-
-
-def fill(port: int, items: int = 20000) -> None:
-    """Items of 50 B to 20 KiB, so that many slab classes have pages."""
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        for start in range(0, items, 500):
-            sock.sendall(b"".join(
-                b"set fill%d 0 0 %d noreply\r\n%s\r\n" % (i, 50 + (i * 37) % 20000,
-                                                         b"v" * (50 + (i * 37) % 20000))
-                for i in range(start, start + 500)))
-        sock.sendall(b"version\r\n")
-        reply = b""
-        while not reply.endswith(b"\r\n"):
-            reply += sock.recv(100)
 
 
 OBSERVERS: Dict[str, Callable[[int], Optional[object]]] = {
@@ -67,7 +53,7 @@ def measure(observer_name: str, seconds: float) -> Dict[str, float]:
     try:
         wait_for(port)
         wait_for(http_port)
-        fill(port)
+        fill_slab_classes(port)
         time.sleep(1.0)
         observer = OBSERVERS[observer_name](http_port)
         before = process_cpu_seconds(server.pid)

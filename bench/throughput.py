@@ -282,13 +282,21 @@ def twins(spec: str, args: argparse.Namespace) -> Dict[str, object]:
             observed = window % 2 if "/" not in spec else 1
             watcher = TWIN_OBSERVERS[observer](servers[observed][1])
             watcher.start()
-            before = [counted_keys(port) for port, _, _ in servers]
+            before = [(counted_keys(port), process_cpu_seconds(process.pid))
+                      for port, _, process in servers]
             began = time.monotonic()
             time.sleep(args.window)
             elapsed = time.monotonic() - began
-            ops = [(counted_keys(port) - keys) / elapsed
-                   for (port, _, _), keys in zip(servers, before)]
-            windows.append({"observed": observed, "ops_per_s": ops, "fetches": watcher.stop()})
+            after = [(counted_keys(port), process_cpu_seconds(process.pid))
+                     for port, _, process in servers]
+            # Each twin's share of the core shows whether both were busy (each near 0.5): a
+            # twin starved by its load generator would leave its core time to the other.
+            windows.append({"observed": observed,
+                            "ops_per_s": [(keys - keys_before) / elapsed for (keys, _), (
+                                keys_before, _) in zip(after, before)],
+                            "cpu_share": [(cpu - cpu_before) / elapsed for (_, cpu), (
+                                _, cpu_before) in zip(after, before)],
+                            "fetches": watcher.stop()})
         if any(load.poll() is not None for load in loads):
             raise RuntimeError("a load generator ended before the windows did")
     finally:
@@ -311,7 +319,9 @@ def twins(spec: str, args: argparse.Namespace) -> Dict[str, object]:
     quartiles = statistics.quantiles(ratios, n=4)
     mean = statistics.fmean(ratios)
     half_width = 1.96 * statistics.stdev(ratios) / len(ratios) ** 0.5
-    return {"observer": spec, "window_s": args.window, "pairs": args.pairs,
+    shares = [statistics.fmean(window["cpu_share"][side] for window in windows)
+              for side in (0, 1)]
+    return {"observer": spec, "window_s": args.window, "cpu_shares": shares, "pairs": args.pairs,
             "median_ratio": statistics.median(ratios), "quartiles": [quartiles[0], quartiles[2]],
             "mean_ratio": mean, "mean_95": [mean - half_width, mean + half_width],
             "windows": windows}
@@ -322,12 +332,12 @@ def report_twins(args: argparse.Namespace) -> int:
     out = write_results("throughput-twins", {"client": args.client, "results": results})
     print("ops/s of the observed twin / the other's (A/B: B's / A's), per pair of %.1f s windows"
           % args.window)
-    print("twins       pairs   median  (quartiles)      mean  (95% interval)")
+    print("twins         pairs   median  (quartiles)      mean  (95% interval)   core shares")
     for result in results:
-        print("%-10s  %5d   %.3f  (%.3f-%.3f)   %.3f  (%.3f-%.3f)" % (
+        print("%-12s  %5d   %.3f  (%.3f-%.3f)   %.3f  (%.3f-%.3f)   %.2f %.2f" % (
             result["observer"], result["pairs"], result["median_ratio"],
             result["quartiles"][0], result["quartiles"][1], result["mean_ratio"],
-            result["mean_95"][0], result["mean_95"][1]))
+            result["mean_95"][0], result["mean_95"][1], *result["cpu_shares"]))
     print("written to %s" % out)
     return 0
 

@@ -47,10 +47,10 @@ class BinaryCommand:
     reads_value = False
 
     def well_formed(self, request: BinaryRequest) -> bool:
-        keylen = len(request.key)
         if len(request.extras) not in self.extras_lengths:
             return False
-        if self.key_required is not None and (keylen > 0) != self.key_required:
+        key_required = self.key_required
+        if key_required is not None and (len(request.key) > 0) != key_required:
             return False
         return self.value_allowed or request.value_length == 0
 

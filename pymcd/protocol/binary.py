@@ -130,7 +130,7 @@ class BinaryRequest:
     """
 
     __slots__ = ("opcode", "datatype", "vbucket", "bodylen", "opaque", "cas", "extras", "key",
-                 "value", "quiet", "flushes")
+                 "value", "value_length", "quiet", "flushes")
 
     def __init__(self, opcode: int, extras: bytes = b"", key: bytes = b"", value: bytes = b"",
                  cas: int = 0, opaque: int = 0, bodylen: Optional[int] = None,
@@ -144,15 +144,13 @@ class BinaryRequest:
         self.cas = cas
         self.opaque = opaque
         self.bodylen = len(extras) + len(key) + len(value) if bodylen is None else bodylen
+        # What the body holds after the extras and the key (the value of a SET); every
+        # command's shape check asks for it.
+        self.value_length = self.bodylen - len(extras) - len(key)
         self.quiet = opcode in QUIET_OF
         # Whether memcached writes the replies so far at once after this request (conn_mwrite:
         # errors and NOOP), so that they reach the client even if a later request is garbage.
         self.flushes = False
-
-    @property
-    def value_length(self) -> int:
-        """What the body holds after the extras and the key (the value of a SET)."""
-        return self.bodylen - len(self.extras) - len(self.key)
 
     def __repr__(self) -> str:
         return "<BinaryRequest opcode=0x%02x key=%r bodylen=%d>" % (
@@ -170,9 +168,10 @@ def pack_request(request: BinaryRequest) -> bytes:
 def pack_response(opcode: int, opaque: int, status: int = Status.SUCCESS, extras: bytes = b"",
                   key: bytes = b"", value: bytes = b"", cas: int = 0) -> bytes:
     """One response packet."""
-    header = HEADER.pack(RESPONSE_MAGIC, opcode, len(key), len(extras), RAW_BYTES, status,
-                         len(extras) + len(key) + len(value), opaque, cas)
-    return b"".join((header, extras, key, value))
+    keylen = len(key)
+    extlen = len(extras)
+    return b"".join((HEADER.pack(RESPONSE_MAGIC, opcode, keylen, extlen, RAW_BYTES, status,
+                                 extlen + keylen + len(value), opaque, cas), extras, key, value))
 
 
 def error_response(request: BinaryRequest, status: int, text: Optional[bytes] = None) -> bytes:
@@ -369,7 +368,7 @@ class BinaryMachine:
         """memcached's dispatch_bin_command: the checks every opcode shares, then its command."""
         session = self.session
         server = session.server
-        if keylen > bodylen or keylen + extlen > bodylen:
+        if keylen + extlen > bodylen:
             send_error(session, request, Status.UNKNOWN_COMMAND)
             session.quit()
             return

@@ -44,6 +44,10 @@ here, twice what it costs a server with a core to itself: the figure is an upper
 ``none`` watches nobody: the control, whose ratio shows the method's own spread. Two workloads
 ``A/B`` instead (``ascii/binary``, ``ascii/udp``) give twin A one and twin B the other, nobody
 observing: B's ops/s over A's is their ratio of cost per request, measured at the same moments.
+A side may name its server, ``memcached:ascii/pymcd:ascii`` (``pymcd@pypy3:ascii`` with
+``--python pypy3``, warmed up for ``--warmup`` first): at equal shares of the core that is the
+ratio of the two servers' CPU per request, which a lone memcached does not show when the load
+generator, not the server, is what limits it.
 
 Writes bench/results/throughput-<timestamp>.json and prints a table.
 """
@@ -246,35 +250,55 @@ TWIN_OBSERVERS = {"none": lambda http_port: Nobody(),
                   "dashboard": OBSERVERS["pymcd-dashboard"]}
 
 
+def parse_seconds(duration: str) -> float:
+    """memaslap's durations: ``20s``, ``2m``, or plain seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    if duration[-1:] in units:
+        return float(duration[:-1]) * units[duration[-1]]
+    return float(duration)
+
+
 def twins(spec: str, args: argparse.Namespace) -> Dict[str, object]:
     """Two servers sharing a core at the same moments: see the module's docstring. ``spec``
     is an observer (the twins run the ascii load, the observer changes sides every window) or
-    two workloads ``A/B`` (nobody observes; the figure is B's ops/s over A's)."""
-    workloads = spec.split("/") if "/" in spec else ["ascii", "ascii"]
+    two sides ``A/B`` (nobody observes; the figure is B's ops/s over A's), each a workload
+    served by ``pymcd --http``, or ``SERVER:WORKLOAD`` (``memcached:ascii``, and
+    ``pymcd@pypy3:ascii`` for pymcd on an interpreter given with ``--python``)."""
+    sides = spec.split("/") if "/" in spec else ["ascii", "ascii"]
     observer = "none" if "/" in spec else spec
     configs, servers, loads = [], [], []
+    warmup = None
     try:
-        for workload in workloads:
+        for side in sides:
+            name, _, workload = side.rpartition(":")
+            name, _, runtime = (name or "pymcd-http").partition("@")
+            python = next((p for p in args.python if os.path.basename(p) == runtime),
+                          sys.executable) if runtime else sys.executable
+            if "pypy" in os.path.basename(python):
+                warmup = args.warmup
             with tempfile.NamedTemporaryFile("w", suffix=".cnf", delete=False) as handle:
                 handle.write(workload_config(WORKLOADS[workload][0]))
-            configs.append(handle.name)
+            configs.append((handle.name, workload))
             port, http_port = free_port(), free_port()
-            command = server_command("pymcd-http", sys.executable, port, workload == "udp",
-                                     None, http_port)
-            servers.append((port, http_port, subprocess.Popen(
+            command = server_command(name, python, port, workload == "udp", None, http_port)
+            servers.append((port, http_port if name == "pymcd-http" else None, subprocess.Popen(
                 ["taskset", "-c", "0"] + command, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL)))
         seconds = int(args.window * 2 * args.pairs * 2 + 30)  # killed once the windows end
-        for (port, http_port, _), workload, config in zip(servers, workloads, configs):
+        if warmup:
+            seconds += int(parse_seconds(warmup))
+        for (port, http_port, _), (config, workload) in zip(servers, configs):
             wait_for(port)
-            wait_for(http_port)
+            if http_port is not None:
+                wait_for(http_port)
             fill_slab_classes(port)
             loads.append(subprocess.Popen(
                 ["taskset", "-c", "1"] + CLIENTS[args.client] + [
                     "-s", "127.0.0.1:%d" % port, "-T", "1", "-c", "32", "-t", "%ds" % seconds,
                     "-F", config] + WORKLOADS[workload][1],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        time.sleep(3)  # connections made, the stores filled
+        # Connections made, the stores filled, and a PyPy server's JIT warmed up.
+        time.sleep(3 + (parse_seconds(warmup) if warmup else 0))
         windows: List[Dict[str, object]] = []
         for window in range(2 * args.pairs):
             # An observer changes sides every window, so that one twin being luckier with the
@@ -306,7 +330,7 @@ def twins(spec: str, args: argparse.Namespace) -> Dict[str, object]:
         for _, _, process in servers:
             process.terminate()
             process.wait(timeout=20)
-        for config in configs:
+        for config, _ in configs:
             os.unlink(config)
     # Per pair: the geometric mean of the two windows' observed/unobserved ratios.
     ratios = []

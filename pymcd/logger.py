@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import IO
 
-from twisted.logger import ILogObserver, Logger, formatEvent
+from twisted.logger import ILogObserver, Logger, LogLevel, PredicateResult, formatEvent
 from zope.interface import implementer
 
 TRACE_NAMESPACE = "pymcd.trace"
@@ -20,6 +20,17 @@ trace_log = Logger(namespace=TRACE_NAMESPACE)
 def emit_trace(line: str) -> None:
     """Log one verbose line exactly as memcached would print it."""
     trace_log.info("{line}", line=line)
+
+
+def only_traces_and_warnings(event: dict) -> PredicateResult:
+    """What the ``pymcd`` script shows on stderr: memcached-style traces and real problems,
+    not Twisted's start-up chatter."""
+    if event.get("log_namespace") == TRACE_NAMESPACE:
+        return PredicateResult.yes
+    level = event.get("log_level")
+    if level is not None and level >= LogLevel.warn:
+        return PredicateResult.yes
+    return PredicateResult.no
 
 
 @implementer(ILogObserver)

@@ -474,6 +474,14 @@ def serves_plain_only(settings: Settings) -> bool:
         endpoint.split(":", 1)[0] in PLAIN_ENDPOINT_TYPES for endpoint in settings.ports)
 
 
+def needs_openssl(settings: Settings) -> bool:
+    """Whether the settings turn on anything that uses OpenSSL's C library through the
+    standard library: TLS listeners, the web site (prometheus_client imports ``ssl``), SASL
+    (SCRAM's PBKDF2 is ``_hashlib``'s) or the proxy (its backends may speak TLS)."""
+    return not serves_plain_only(settings) or bool(
+        settings.http_endpoint or settings.sasl or settings.proxy_config)
+
+
 def listener_specs(settings: Settings) -> List[Tuple[str, bool]]:
     """The stream listeners the settings ask for: (Twisted endpoint string, wrap in TLS).
 

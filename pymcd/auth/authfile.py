@@ -15,7 +15,6 @@ Passwords are compared with :func:`hmac.compare_digest` and never logged or show
 
 from __future__ import annotations
 
-import hmac
 import os
 from typing import List, Tuple
 
@@ -87,6 +86,11 @@ class AuthTable:
 
     def check(self, user: bytes, password: bytes) -> bool:
         """Whether the pair is in the table; every entry is compared, in constant time each."""
+        # Imported here, not at the top: the file is read while the command line is parsed,
+        # before the pymcd script decides to leave OpenSSL out (cli._leave_out_openssl), and
+        # hmac would load it for its _hashlib.
+        import hmac
+
         matched = False
         for known_user, known_password in self._entries:
             same_user = hmac.compare_digest(user, known_user)

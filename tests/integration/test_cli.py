@@ -165,6 +165,33 @@ def test_reactor_choice(flags, reactor_class, openssl_loaded):
             b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n")
 
 
+@pytest.mark.parametrize("flags, libcrypto_mapped", [
+    ([], False),
+    (["-Y", "{authfile}"], False),
+    (["-S", "--sasl-pwdb", "{authfile}"], True),
+    (["--http", "{http_port}"], True),
+])
+def test_libcrypto_only_where_used(flags, libcrypto_mapped, tmp_path):
+    """The pymcd script leaves OpenSSL's libcrypto (4.8 MiB of RSS) out of a server that has
+    no TLS, web site, SASL or proxy; SASL keeps it, for SCRAM's PBKDF2, which it still
+    runs (a SCRAM-SHA-256 login through pymemcache's binary cousin is in test_sasl)."""
+    authfile = tmp_path / "users"
+    authfile.write_text("user:secret\n")
+    flags = [flag.format(authfile=authfile, http_port=free_port()) for flag in flags]
+    port = free_port()
+    args = [sys.executable, "-m", "pymcd", "-p", str(port), "-U", "0", "-l", HOST] + flags
+    with ServerProcess(args, port) as server:
+        with open("/proc/%d/maps" % server.process.pid) as maps:
+            assert ("libcrypto" in maps.read()) == libcrypto_mapped
+        if "-S" not in flags:
+            with server.connect() as sock:
+                if "-Y" in flags:
+                    assert exchange(sock, b"set a 0 0 11\r\nuser secret\r\n",
+                                    b"\r\n") == b"STORED\r\n"
+                assert exchange(sock, b"set a 0 0 1\r\nx\r\nget a\r\n", b"END\r\n") == (
+                    b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n")
+
+
 def daemon_life(command, tmp_path, name: str) -> tuple:
     """Start ``command -d -P <file>`` (the file exists, empty, as mkstemp leaves it), and follow
     the daemon: parent's exit, pid file, its stats pid, and the pid file after SIGTERM."""

@@ -108,7 +108,10 @@ def server_command(name: str, python: str, port: int, udp: bool, baseline: Optio
         # With the web site on (--http): nobody looking, and a scraper polling /metrics.
         return [python, "-m", "pymcd"] + memcached_flags + ["--http", str(http_port)]
     if name == "pymcd-baseline" and baseline:
-        return ["env", "PYTHONPATH=" + baseline, python, "-m", "pymcd"] + memcached_flags
+        # Run from the baseline's tree: ``-m`` puts the working directory ahead of PYTHONPATH,
+        # so from this project's root the "baseline" would import this tree's pymcd.
+        return ["env", "-C", baseline, "PYTHONPATH=" + baseline, python, "-m",
+                "pymcd"] + memcached_flags
     if name == "pymcd-stock":
         return [python, "-m", "pymcd"] + memcached_flags + ["--stock-reactor"]
     if name == "twistd":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 from typing import TYPE_CHECKING, Callable, Dict, Optional
 
 from twisted.application import service
@@ -61,6 +62,20 @@ def fix_mmap_threshold() -> bool:
     except (OSError, AttributeError, TypeError):
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
+def freeze_startup_objects() -> None:
+    """Leave what imports and start-up made out of every later cyclic collection.
+
+    A server with TLS has some 45,000 such objects (modules, classes, functions), and a full
+    collection walking them took 20-25 ms here: a pause every client saw, each time the
+    survivors of younger collections (connections, replies in flight) added up to a quarter
+    of them. They live as long as the process, so collecting them only costs time.
+    (PyPy's collector has no freeze and needs none: it does not walk old objects this way.)
+    """
+    freeze = getattr(gc, "freeze", None)
+    if freeze is not None:
+        freeze()
 
 
 class StoreService(service.Service):
@@ -124,6 +139,7 @@ class StoreService(service.Service):
 
     def startService(self) -> None:
         super().startService()
+        freeze_startup_objects()
         for loop in self.loops.values():
             loop.start(CLOCK_INTERVAL, now=True)
         if self.memory is not None:

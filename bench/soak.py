@@ -41,13 +41,14 @@ from typing import Callable, Dict, List, Optional, Tuple
 from harness import free_port, wait_for, write_results
 
 import fuzz
+from pymcd.protocol.binary import (HEADER, RESPONSE_MAGIC, BinaryRequest, Opcode, Status,
+                                   pack_request)
 
 MIB = 1024 * 1024
 BIG_VALUE = 500_000
 MEAN_VALUE = 2150  # 100 to 4100 bytes, uniform
-HEADER = struct.Struct(">BBHBBHIIQ")
 OPERATOR_WORDS = (b"flush_all", b"cache_memlimit", b"verbosity")
-OPERATOR_OPCODES = (0x08, 0x18, 0x1B)  # binary flush, flushq, verbosity
+OPERATOR_OPCODES = (Opcode.FLUSH, Opcode.FLUSHQ, Opcode.VERBOSITY)
 STALL_SECONDS = 20.0
 
 
@@ -138,11 +139,17 @@ def connect(port: int, timeout: float = 30.0) -> socket.socket:
 
 # A well-behaved protocol is (set, get): each sends one request and returns True for a good
 # reply (get: True for a hit, False for a miss), raising ValueError on a wrong one.
-def text_set(sock, reader, key, value):
-    sock.sendall(b"set %s 0 0 %d\r\n%s\r\n" % (key, len(value), value))
+def stored_with(sock, reader, request: bytes, answer: bytes, key: bytes) -> None:
+    """Send a one-line storage request and check its one-line answer."""
+    sock.sendall(request)
     reply = reader.until(b"\r\n")
-    if reply != b"STORED\r\n":
-        raise ValueError("set %r: %r" % (key, reply[:60]))
+    if reply != answer:
+        raise ValueError("%s %r: %r" % (request.split(b" ", 1)[0].decode(), key, reply[:60]))
+
+
+def text_set(sock, reader, key, value):
+    stored_with(sock, reader, b"set %s 0 0 %d\r\n%s\r\n" % (key, len(value), value),
+                b"STORED\r\n", key)
 
 
 def text_get(sock, reader, key, value):
@@ -156,10 +163,7 @@ def text_get(sock, reader, key, value):
 
 
 def meta_set(sock, reader, key, value):
-    sock.sendall(b"ms %s %d\r\n%s\r\n" % (key, len(value), value))
-    reply = reader.until(b"\r\n")
-    if reply != b"HD\r\n":
-        raise ValueError("ms %r: %r" % (key, reply[:60]))
+    stored_with(sock, reader, b"ms %s %d\r\n%s\r\n" % (key, len(value), value), b"HD\r\n", key)
 
 
 def meta_get(sock, reader, key, value):
@@ -173,30 +177,29 @@ def meta_get(sock, reader, key, value):
 
 
 def binary_request(opcode: int, key: bytes, extras: bytes = b"", value: bytes = b"") -> bytes:
-    body = extras + key + value
-    return HEADER.pack(0x80, opcode, len(key), len(extras), 0, 0, len(body), 0, 0) + body
+    return pack_request(BinaryRequest(opcode, extras, key, value))
 
 
 def binary_reply(reader) -> Tuple[int, bytes]:
     header = HEADER.unpack(reader.exactly(HEADER.size))
-    if header[0] != 0x81:
+    if header[0] != RESPONSE_MAGIC:
         raise ValueError("binary reply magic %#x" % header[0])
     return header[5], reader.exactly(header[6])
 
 
 def binary_set(sock, reader, key, value):
-    sock.sendall(binary_request(0x01, key, struct.pack(">II", 0, 0), value))
+    sock.sendall(binary_request(Opcode.SET, key, struct.pack(">II", 0, 0), value))
     status, body = binary_reply(reader)
-    if status != 0:
+    if status != Status.SUCCESS:
         raise ValueError("binary set %r: status %d %r" % (key, status, body[:60]))
 
 
 def binary_get(sock, reader, key, value):
-    sock.sendall(binary_request(0x00, key))
+    sock.sendall(binary_request(Opcode.GET, key))
     status, body = binary_reply(reader)
-    if status == 1:
+    if status == Status.KEY_ENOENT:
         return False
-    if status != 0 or body != b"\0\0\0\0" + value:
+    if status != Status.SUCCESS or body != b"\0\0\0\0" + value:
         raise ValueError("binary get %r: status %d %r" % (key, status, body[:60]))
     return True
 
@@ -238,7 +241,7 @@ def well_behaved(port: int, protocol: str, keyspace: int, written: Written, tall
 STALLED_REQUESTS = {
     "text": lambda key: b"get %s\r\n" % key,
     "meta": lambda key: b"mg %s v\r\n" % key,
-    "binary": lambda key: binary_request(0x0C, key),  # GETK
+    "binary": lambda key: binary_request(Opcode.GETK, key),
 }
 
 

@@ -155,8 +155,7 @@ class MemcacheStreamProtocol(protocol.Protocol):
         self._next_call = None
         if not self.transport.connected:
             return
-        if self._unsent is not None:
-            self._hand_over()
+        self._hand_over()
         if self._unsent is None:
             held = self._held
             if self._requests_left or held:
@@ -173,22 +172,19 @@ class MemcacheStreamProtocol(protocol.Protocol):
         elif not self._write_blocked:
             self.transport.resumeProducing()
 
-    def _hand_over(self) -> None:
-        """Give the transport the next ``TLS_WRITE_CHUNK`` of the replies not sent yet."""
+    def _hand_over(self, everything: bool = False) -> None:
+        """Give the transport the next ``TLS_WRITE_CHUNK`` of the replies not sent yet, or
+        ``everything`` left when the connection is closing or becoming a watcher."""
         unsent = self._unsent
+        if unsent is None:
+            return
         chunk = self._write_chunk
-        if len(unsent) > chunk:
+        if not everything and len(unsent) > chunk:
             self._unsent = unsent[chunk:]
             unsent = unsent[:chunk]
         else:
             self._unsent = None
         self.transport.write(bytes(unsent))
-
-    def _hand_over_all(self) -> None:
-        """The connection is closing or becoming a watcher: what is left goes now."""
-        if self._unsent is not None:
-            unsent, self._unsent = self._unsent, None
-            self.transport.write(bytes(unsent))
 
     def pauseProducing(self) -> None:
         """The transport holds more unsent bytes than its mark: stop reading."""
@@ -221,7 +217,7 @@ class MemcacheStreamProtocol(protocol.Protocol):
             self._next_call.cancel()
         self._next_call = None
         self._work_left = self._requests_left = False
-        self._hand_over_all()
+        self._hand_over(everything=True)
         # Requests arriving from now on are read and dropped; nothing on the hot path tests
         # for a stop, so the method itself is replaced.
         self.dataReceived = _discard
@@ -240,7 +236,7 @@ class MemcacheStreamProtocol(protocol.Protocol):
         A transport does not close while a streaming producer is registered and paused (it
         would resume the producer instead), so the connection stops being one first.
         """
-        self._hand_over_all()
+        self._hand_over(everything=True)
         self.transport.unregisterProducer()
         self.transport.loseConnection()
 
@@ -273,7 +269,7 @@ class MemcacheStreamProtocol(protocol.Protocol):
         """A ``watch`` connection reads no more requests: its watcher takes over as the
         transport's producer (a watcher that stops reading drops events at the transport's
         mark)."""
-        self._hand_over_all()
+        self._hand_over(everything=True)
         self.transport.unregisterProducer()
         self.session.watcher.attach(self.transport, self.clock)
 

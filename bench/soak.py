@@ -43,6 +43,7 @@ from harness import free_port, wait_for, write_results
 import fuzz
 from pymcd.protocol.binary import (HEADER, RESPONSE_MAGIC, BinaryRequest, Opcode, Status,
                                    pack_request)
+from pymcd.slap.settings import parse_duration
 
 MIB = 1024 * 1024
 BIG_VALUE = 500_000
@@ -50,14 +51,6 @@ MEAN_VALUE = 2150  # 100 to 4100 bytes, uniform
 OPERATOR_WORDS = (b"flush_all", b"cache_memlimit", b"verbosity")
 OPERATOR_OPCODES = (Opcode.FLUSH, Opcode.FLUSHQ, Opcode.VERBOSITY)
 STALL_SECONDS = 20.0
-
-
-def parse_duration(text: str) -> float:
-    """``1800``, ``90s``, ``30m`` or ``1h`` as seconds."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    if text[-1:] in units:
-        return float(text[:-1]) * units[text[-1]]
-    return float(text)
 
 
 def value_for(key: bytes, size: int) -> bytes:

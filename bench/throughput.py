@@ -69,6 +69,8 @@ import urllib.parse
 import urllib.request
 from typing import Dict, List, Optional
 
+from pymcd.slap.settings import parse_duration
+
 from harness import (ROOT, fill_slab_classes, free_port, process_cpu_seconds, stats_reply,
                      summary_figures, wait_for, write_results)
 
@@ -192,11 +194,17 @@ def counted_keys(port: int) -> int:
     return int(figures.get(b"cmd_get", 0)) + int(figures.get(b"cmd_set", 0))
 
 
+def client_command(client: str, port: int, seconds: str, config: str,
+                   flags: List[str]) -> List[str]:
+    """Either load generator on core 1: 32 connections of one thread, for ``seconds``."""
+    return ["taskset", "-c", "1"] + CLIENTS[client] + [
+        "-s", "127.0.0.1:%d" % port, "-T", "1", "-c", "32", "-t", seconds, "-F", config] + flags
+
+
 def run_client(client: str, port: int, seconds: str, flags: List[str],
                config: str) -> Dict[str, float]:
     """Either load generator: pymcd-slap takes memaslap's options and prints its summary."""
-    command = ["taskset", "-c", "1"] + CLIENTS[client] + [
-        "-s", "127.0.0.1:%d" % port, "-T", "1", "-c", "32", "-t", seconds, "-F", config] + flags
+    command = client_command(client, port, seconds, config, flags)
     before = counted_keys(port)
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     output = result.stdout + result.stderr
@@ -253,24 +261,17 @@ TWIN_OBSERVERS = {"none": lambda http_port: Nobody(),
                   "dashboard": OBSERVERS["pymcd-dashboard"]}
 
 
-def parse_seconds(duration: str) -> float:
-    """memaslap's durations: ``20s``, ``2m``, or plain seconds."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    if duration[-1:] in units:
-        return float(duration[:-1]) * units[duration[-1]]
-    return float(duration)
-
-
 def twins(spec: str, args: argparse.Namespace) -> Dict[str, object]:
     """Two servers sharing a core at the same moments: see the module's docstring. ``spec``
     is an observer (the twins run the ascii load, the observer changes sides every window) or
     two sides ``A/B`` (nobody observes; the figure is B's ops/s over A's), each a workload
     served by ``pymcd --http``, or ``SERVER:WORKLOAD`` (``memcached:ascii``, and
     ``pymcd@pypy3:ascii`` for pymcd on an interpreter given with ``--python``)."""
-    sides = spec.split("/") if "/" in spec else ["ascii", "ascii"]
-    observer = "none" if "/" in spec else spec
+    two_sides = "/" in spec
+    sides = spec.split("/") if two_sides else ["ascii", "ascii"]
+    observer = "none" if two_sides else spec
     configs, servers, loads = [], [], []
-    warmup = None
+    warmup = 0.0
     try:
         for side in sides:
             name, _, workload = side.rpartition(":")
@@ -278,7 +279,7 @@ def twins(spec: str, args: argparse.Namespace) -> Dict[str, object]:
             python = next((p for p in args.python if os.path.basename(p) == runtime),
                           sys.executable) if runtime else sys.executable
             if "pypy" in os.path.basename(python):
-                warmup = args.warmup
+                warmup = parse_duration(args.warmup)
             with tempfile.NamedTemporaryFile("w", suffix=".cnf", delete=False) as handle:
                 handle.write(workload_config(WORKLOADS[workload][0]))
             configs.append((handle.name, workload))
@@ -287,26 +288,23 @@ def twins(spec: str, args: argparse.Namespace) -> Dict[str, object]:
             servers.append((port, http_port if name == "pymcd-http" else None, subprocess.Popen(
                 ["taskset", "-c", "0"] + command, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL)))
-        seconds = int(args.window * 2 * args.pairs * 2 + 30)  # killed once the windows end
-        if warmup:
-            seconds += int(parse_seconds(warmup))
+        # Killed once the windows end.
+        seconds = "%ds" % (args.window * 2 * args.pairs * 2 + 30 + warmup)
         for (port, http_port, _), (config, workload) in zip(servers, configs):
             wait_for(port)
             if http_port is not None:
                 wait_for(http_port)
             fill_slab_classes(port)
             loads.append(subprocess.Popen(
-                ["taskset", "-c", "1"] + CLIENTS[args.client] + [
-                    "-s", "127.0.0.1:%d" % port, "-T", "1", "-c", "32", "-t", "%ds" % seconds,
-                    "-F", config] + WORKLOADS[workload][1],
+                client_command(args.client, port, seconds, config, WORKLOADS[workload][1]),
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         # Connections made, the stores filled, and a PyPy server's JIT warmed up.
-        time.sleep(3 + (parse_seconds(warmup) if warmup else 0))
+        time.sleep(3 + warmup)
         windows: List[Dict[str, object]] = []
         for window in range(2 * args.pairs):
             # An observer changes sides every window, so that one twin being luckier with the
             # scheduler than the other cancels out within a pair; workloads keep their sides.
-            observed = window % 2 if "/" not in spec else 1
+            observed = 1 if two_sides else window % 2
             watcher = TWIN_OBSERVERS[observer](servers[observed][1])
             watcher.start()
             before = [(counted_keys(port), process_cpu_seconds(process.pid))
@@ -318,11 +316,9 @@ def twins(spec: str, args: argparse.Namespace) -> Dict[str, object]:
                      for port, _, process in servers]
             # Each twin's share of the core shows whether both were busy (each near 0.5): a
             # twin starved by its load generator would leave its core time to the other.
-            windows.append({"observed": observed,
-                            "ops_per_s": [(keys - keys_before) / elapsed for (keys, _), (
-                                keys_before, _) in zip(after, before)],
-                            "cpu_share": [(cpu - cpu_before) / elapsed for (_, cpu), (
-                                _, cpu_before) in zip(after, before)],
+            ops, cpu = zip(*[((keys - keys_before) / elapsed, (spent - spent_before) / elapsed)
+                             for (keys, spent), (keys_before, spent_before) in zip(after, before)])
+            windows.append({"observed": observed, "ops_per_s": list(ops), "cpu_share": list(cpu),
                             "fetches": watcher.stop()})
         if any(load.poll() is not None for load in loads):
             raise RuntimeError("a load generator ended before the windows did")

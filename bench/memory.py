@@ -11,7 +11,7 @@ from /proc and its ``stats`` / ``stats slabs``, and prints them side by side, wi
 - the same overhead measured inside one process with tracemalloc on a bare Store (the index and
   whatever else the store keeps per item, nothing of Twisted or of connection buffers).
 
-    python bench/memory.py [--items 1000000] [--memory 64]
+    python bench/memory.py [--items 1000000] [--memory 64] [--python pypy3]
 
 Writes bench/results/memory-<timestamp>.json, and the printed table beside it as .txt.
 """
@@ -51,10 +51,10 @@ def value_sizes(count: int) -> List[int]:
     return [int(math.exp(rng.uniform(low, high))) for _ in range(count)]
 
 
-def start(name: str, memory: int) -> Tuple[subprocess.Popen, int]:
+def start(name: str, memory: int, python: str) -> Tuple[subprocess.Popen, int]:
     port = free_port()
     if name == "pymcd":
-        command = [sys.executable, "-m", "pymcd"]
+        command = [python, "-m", "pymcd"]
     else:
         command = [shutil.which("memcached") or "memcached"]
         if os.geteuid() == 0:
@@ -111,8 +111,8 @@ def fill(port: int, sizes: List[int]) -> float:
     return time.time() - started
 
 
-def measure_server(name: str, memory: int, sizes: List[int]) -> Dict[str, object]:
-    process, port = start(name, memory)
+def measure_server(name: str, memory: int, sizes: List[int], python: str) -> Dict[str, object]:
+    process, port = start(name, memory, python)
     try:
         time.sleep(0.5)
         idle_rss = rss(process.pid)
@@ -163,13 +163,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--memory", type=int, default=64, help="-m in megabytes")
+    parser.add_argument("--python", default=sys.executable,
+                        help="the interpreter pymcd runs on (the tracemalloc figure is always "
+                             "this script's: PyPy has no tracemalloc)")
     args = parser.parse_args()
     sizes = value_sizes(args.items)
     results: Dict[str, object] = {
         "items_sent": args.items,
         "value_bytes_sent": sum(sizes),
         "memory_mb": args.memory,
-        "servers": {name: measure_server(name, args.memory, sizes)
+        "python": args.python,
+        "servers": {name: measure_server(name, args.memory, sizes, args.python)
                     for name in ("pymcd", "memcached")},
         "store_index": store_overhead(),
     }

@@ -44,10 +44,11 @@ here, twice what it costs a server with a core to itself: the figure is an upper
 ``none`` watches nobody: the control, whose ratio shows the method's own spread. Two workloads
 ``A/B`` instead (``ascii/binary``, ``ascii/udp``) give twin A one and twin B the other, nobody
 observing: B's ops/s over A's is their ratio of cost per request, measured at the same moments.
-A side may name its server, ``memcached:ascii/pymcd:ascii`` (``pymcd@pypy3:ascii`` with
+A side may name its server, ``memcached:ascii/pymcd:ascii`` (``pymcd@pypy:ascii`` with
 ``--python pypy3``, warmed up for ``--warmup`` first): at equal shares of the core that is the
 ratio of the two servers' CPU per request, which a lone memcached does not show when the load
-generator, not the server, is what limits it.
+generator, not the server, is what limits it. ``pymcd-baseline:ascii/pymcd:ascii`` with
+``--baseline SRC`` weighs a change against the tree it started from, the same way.
 
 Writes bench/results/throughput-<timestamp>.json and prints a table.
 """
@@ -55,6 +56,7 @@ Writes bench/results/throughput-<timestamp>.json and prints a table.
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import os
 import re
@@ -90,6 +92,21 @@ CLIENTS = {"memcaslap": ["memcaslap"],
 def workload_config(value_size: int) -> str:
     """memaslap's config format: 64-byte keys, fixed-size values, 90% get / 10% set."""
     return "key\n64 64 1\nvalue\n%d %d 1\ncmd\n0 0.1\n1 0.9\n" % (value_size, value_size)
+
+
+@functools.lru_cache(maxsize=None)
+def is_pypy(python: str) -> bool:
+    """Whether ``python`` is PyPy, asked of the interpreter: a venv's is called ``python``
+    whatever it runs, so its name said nothing and such a PyPy server went unwarmed."""
+    answer = subprocess.run([python, "-c", "import sys; print(hasattr(sys, 'pypy_version_info'))"],
+                            capture_output=True, text=True, check=True)
+    return answer.stdout.strip() == "True"
+
+
+def runtime_label(python: str) -> str:
+    """How results and ``--twins`` sides name an interpreter: ``pypy`` for any PyPy, else the
+    executable's name."""
+    return "pypy" if is_pypy(python) else os.path.basename(python)
 
 
 def script_of(python: str, name: str) -> str:
@@ -266,7 +283,7 @@ def twins(spec: str, args: argparse.Namespace) -> Dict[str, object]:
     is an observer (the twins run the ascii load, the observer changes sides every window) or
     two sides ``A/B`` (nobody observes; the figure is B's ops/s over A's), each a workload
     served by ``pymcd --http``, or ``SERVER:WORKLOAD`` (``memcached:ascii``, and
-    ``pymcd@pypy3:ascii`` for pymcd on an interpreter given with ``--python``)."""
+    ``pymcd@pypy:ascii`` for pymcd on a PyPy given with ``--python``)."""
     two_sides = "/" in spec
     sides = spec.split("/") if two_sides else ["ascii", "ascii"]
     observer = "none" if two_sides else spec
@@ -276,15 +293,15 @@ def twins(spec: str, args: argparse.Namespace) -> Dict[str, object]:
         for side in sides:
             name, _, workload = side.rpartition(":")
             name, _, runtime = (name or "pymcd-http").partition("@")
-            python = next((p for p in args.python if os.path.basename(p) == runtime),
+            python = next((p for p in args.python if runtime_label(p) == runtime),
                           sys.executable) if runtime else sys.executable
-            if "pypy" in os.path.basename(python):
+            if is_pypy(python):
                 warmup = parse_duration(args.warmup)
             with tempfile.NamedTemporaryFile("w", suffix=".cnf", delete=False) as handle:
                 handle.write(workload_config(WORKLOADS[workload][0]))
             configs.append((handle.name, workload))
             port, http_port = free_port(), free_port()
-            command = server_command(name, python, port, workload == "udp", None, http_port)
+            command = server_command(name, python, port, workload == "udp", args.baseline, http_port)
             servers.append((port, http_port if name == "pymcd-http" else None, subprocess.Popen(
                 ["taskset", "-c", "0"] + command, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL)))
@@ -396,7 +413,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     names = args.servers.split(",") + (["pymcd-baseline"] if args.baseline else [])
     for name in names:
         for python in ([sys.executable] if name == "memcached" else pythons):
-            runtime = "" if python == sys.executable else "@" + os.path.basename(python)
+            runtime = "" if python == sys.executable else "@" + runtime_label(python)
             servers.append((name + runtime, name, python))
     rounds: List[Dict[str, Dict[str, Dict[str, float]]]] = []
     for round_number in range(args.rounds):
@@ -414,7 +431,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                              args.baseline, http_port)
                     if command is None or (name == "ceiling" and workload != "ascii"):
                         continue
-                    warmup = args.warmup if "pypy" in os.path.basename(python) else None
+                    warmup = args.warmup if is_pypy(python) else None
                     result = measure(name, command, args, flags, handle.name, port, http_port,
                                      warmup)
                     figures.setdefault(workload, {})[label] = result

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import time
 
-import pytest
 from support import exchange
 
 
@@ -27,23 +26,24 @@ def test_multiget_skips_misses(conn):
     )
 
 
-@pytest.mark.parametrize(
-    "request_line, reply",
-    [
-        (b"add ak 0 0 1\r\nx\r\n", b"STORED\r\n"),
-        (b"add ak 0 0 1\r\ny\r\n", b"NOT_STORED\r\n"),
-        (b"replace nokey 0 0 1\r\ny\r\n", b"NOT_STORED\r\n"),
-        (b"replace ak 0 0 1\r\nz\r\n", b"STORED\r\n"),
-        (b"append ak 0 0 2\r\n12\r\n", b"STORED\r\n"),
-        (b"prepend ak 0 0 2\r\n--\r\n", b"STORED\r\n"),
-        (b"append nokey 0 0 2\r\n12\r\n", b"NOT_STORED\r\n"),
-        (b"get ak\r\n", b"VALUE ak 0 5\r\n--z12\r\nEND\r\n"),
-    ],
-)
-def test_storage_modes_in_order(pymcd_server, request_line, reply):
-    # One connection per step is fine: the steps share the server's state in order.
-    with pymcd_server.connect() as sock:
-        assert ask(sock, request_line, b"\r\n") == reply
+STORAGE_STEPS = [
+    (b"add ak 0 0 1\r\nx\r\n", b"STORED\r\n"),
+    (b"add ak 0 0 1\r\ny\r\n", b"NOT_STORED\r\n"),
+    (b"replace nokey 0 0 1\r\ny\r\n", b"NOT_STORED\r\n"),
+    (b"replace ak 0 0 1\r\nz\r\n", b"STORED\r\n"),
+    (b"append ak 0 0 2\r\n12\r\n", b"STORED\r\n"),
+    (b"prepend ak 0 0 2\r\n--\r\n", b"STORED\r\n"),
+    (b"append nokey 0 0 2\r\n12\r\n", b"NOT_STORED\r\n"),
+    (b"get ak\r\n", b"VALUE ak 0 5\r\n--z12\r\nEND\r\n"),
+]
+
+
+def test_storage_modes_in_order(pymcd_server):
+    # One test, not one per step: pytest-xdist would run parametrized steps in different
+    # workers, each with its own server. A connection per step: state lives in the server.
+    for request_line, reply in STORAGE_STEPS:
+        with pymcd_server.connect() as sock:
+            assert ask(sock, request_line, b"\r\n") == reply, request_line
 
 
 def test_cas_flow(conn):

@@ -25,6 +25,7 @@ from twisted.internet import protocol
 from zope.interface import implementer
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.error import ConnectionDone
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
@@ -101,14 +102,22 @@ class MemcacheStreamProtocol(protocol.Protocol):
             self.transport.write(TOO_MANY_CONNECTIONS)
             self.transport.loseConnection()
             return
+        peer = self.transport.getPeer()
         self.session = server.open_session(
-            transport_name=type(self.transport.getPeer()).__name__,
-            peer=format_address(self.transport.getPeer()),
+            transport_name=type(peer).__name__,
+            peer=format_address(peer),
             listen_address=format_address(self.transport.getHost()),
         )
         self.factory.connections[self.session.conn_id] = self
-        if _socket_transport(self.transport) is not self.transport:
+        socket_transport = _socket_transport(self.transport)
+        if socket_transport is not self.transport:
             self._write_chunk = TLS_WRITE_CHUNK
+        if isinstance(peer, (IPv4Address, IPv6Address)):
+            # memcached's TCP sockets: no Nagle delay for a reply's last segment, and keepalive
+            # probes to find peers that vanished (it sets both on its listener; Linux hands
+            # them to each accepted socket). A UNIX transport claims ITCPTransport too.
+            socket_transport.setTcpNoDelay(True)
+            socket_transport.setTcpKeepAlive(True)
         self.transport.registerProducer(self, True)
         if server.event_log.flags & CONNEVENTS:
             self._log_connection(True)

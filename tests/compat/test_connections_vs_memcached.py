@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
+import subprocess
 import time
 from typing import Callable, List
 
@@ -103,3 +105,24 @@ def test_port_file_matches_memcached(tmp_path, args):
     theirs = port_file(start_memcached, str(tmp_path / "memcached.ports"), args)
     assert theirs.startswith(b"TCP INET: #1\n")
     assert ours == theirs
+
+
+def server_socket_timers(start: Callable) -> List[str]:
+    """The kernel's timers on the server's side of two TCP connections (``ss -o``): memcached's
+    sockets carry SO_KEEPALIVE, so an idle one shows its keepalive timer."""
+    with start() as server:
+        with server.connect() as first, server.connect() as second:
+            for sock in (first, second):
+                assert exchange(sock, b"version\r\n", expect_end=b"\r\n").startswith(b"VERSION")
+            listing = subprocess.run(
+                ["ss", "-tnoH", "state", "established", "( sport = :%d )" % server.address[1]],
+                capture_output=True, text=True, check=True).stdout
+    return sorted(re.sub(r"timer:\((\w+),.*", r"\1", line.split()[-1])
+                  for line in listing.splitlines())
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="iproute2's ss is not installed")
+def test_tcp_sockets_keep_alive_as_memcached():
+    theirs = server_socket_timers(start_memcached)
+    assert theirs == ["keepalive", "keepalive"]
+    assert server_socket_timers(start_pymcd) == theirs

@@ -264,18 +264,19 @@ def measure(name: str, command: List[str], args: argparse.Namespace, flags: List
 
 
 class Nobody:
-    """The observer of the control run, which shows the method's own spread."""
+    """The observer of a control run, which shows the method's own spread."""
 
     def start(self) -> None:
         pass
 
-    def stop(self) -> int:
-        return 0
+    def stop(self) -> None:
+        """Nothing fetched, so no count."""
 
 
-TWIN_OBSERVERS = {"none": lambda http_port: Nobody(),
-                  "scraper": OBSERVERS["pymcd-scraped"],
-                  "dashboard": OBSERVERS["pymcd-dashboard"]}
+# The web site's observers by their short names (--twins, bench/web_overhead.py).
+WEB_OBSERVERS = {"none": lambda http_port: Nobody(),
+                 "scraper": OBSERVERS["pymcd-scraped"],
+                 "dashboard": OBSERVERS["pymcd-dashboard"]}
 
 
 def twins(spec: str, args: argparse.Namespace) -> Dict[str, object]:
@@ -322,7 +323,7 @@ def twins(spec: str, args: argparse.Namespace) -> Dict[str, object]:
             # An observer changes sides every window, so that one twin being luckier with the
             # scheduler than the other cancels out within a pair; workloads keep their sides.
             observed = 1 if two_sides else window % 2
-            watcher = TWIN_OBSERVERS[observer](servers[observed][1])
+            watcher = WEB_OBSERVERS[observer](servers[observed][1])
             watcher.start()
             before = [(counted_keys(port), process_cpu_seconds(process.pid))
                       for port, _, process in servers]

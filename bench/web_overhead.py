@@ -26,22 +26,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from harness import (fill_slab_classes, free_port, process_cpu_seconds, wait_for,  # noqa: E402
                      write_results)
-from throughput import EventStreamReader, Poller  # noqa: E402
-
-
-OBSERVERS: Dict[str, Callable[[int], Optional[object]]] = {
-    "none": lambda http_port: None,
-    "scraper": lambda http_port: Poller("http://127.0.0.1:%d/metrics" % http_port, 0.1),
-    "dashboard": lambda http_port: EventStreamReader(
-        "http://127.0.0.1:%d/api/events" % http_port),
-}
+from throughput import WEB_OBSERVERS  # noqa: E402
 
 
 def measure(observer_name: str, seconds: float) -> Dict[str, float]:
@@ -55,15 +47,12 @@ def measure(observer_name: str, seconds: float) -> Dict[str, float]:
         wait_for(http_port)
         fill_slab_classes(port)
         time.sleep(1.0)
-        observer = OBSERVERS[observer_name](http_port)
+        observer = WEB_OBSERVERS[observer_name](http_port)
         before = process_cpu_seconds(server.pid)
-        if observer is not None:
-            observer.start()
+        observer.start()
         time.sleep(seconds)
-        figures = {"cpu_seconds": process_cpu_seconds(server.pid) - before}
-        if observer is not None:
-            figures["fetches"] = observer.stop()
-        return figures
+        cpu_seconds = process_cpu_seconds(server.pid) - before
+        return {"cpu_seconds": cpu_seconds, "fetches": observer.stop()}
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -73,7 +62,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--time", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--observers", default=",".join(OBSERVERS))
+    parser.add_argument("--observers", default=",".join(WEB_OBSERVERS))
     args = parser.parse_args(argv)
     names = args.observers.split(",")
     rounds = []

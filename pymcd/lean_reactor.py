@@ -77,30 +77,35 @@ def install() -> None:
             data = data[sent:]
         tcp.Server.write(transport, data)
 
-    shared_buffer = bytearray(tcp.Server.bufferSize)
-    shared_view = memoryview(shared_buffer)
-
-    def read_into_shared_buffer(transport: tcp.Server):
-        """PyPy: ``recv`` into one buffer every connection shares, and copy out what came.
+    def shared_buffer_reader():
+        """PyPy: a ``doRead`` that ``recv``s into one buffer every connection shares, and copies
+        out what came.
 
         PyPy's ``recv`` allocates a buffer of the whole read size for every call, 64 KiB of
         its 1 MiB nursery for a 100-byte request, so under memaslap a minor collection ran
         every 15 requests (PYPYLOG: 60,504 in about 900,000). Reading into one buffer, pymcd
         on PyPy served 1.29x the requests per second of the same server reading Twisted's
         way at the same share of a core (bench/throughput.py --twins, 20 pairs, 95% interval
-        1.26-1.32). CPython's ``recv`` only shrinks its buffer, and gained nothing (0.995)."""
-        try:
-            count = transport.socket.recv_into(shared_buffer)
-        except OSError as error:
-            if error.args[0] == errno.EWOULDBLOCK:
-                return None
-            return main.CONNECTION_LOST
-        return transport._dataReceived(shared_view[:count].tobytes())
+        1.26-1.32). CPython's ``recv`` only shrinks its buffer, and gained nothing (0.995), so
+        it neither reads this way nor holds the buffer."""
+        buffer = bytearray(tcp.Server.bufferSize)
+        view = memoryview(buffer)
+
+        def read_into_shared_buffer(transport: tcp.Server):
+            try:
+                count = transport.socket.recv_into(buffer)
+            except OSError as error:
+                if error.args[0] == errno.EWOULDBLOCK:
+                    return None
+                return main.CONNECTION_LOST
+            return transport._dataReceived(view[:count].tobytes())
+
+        return read_into_shared_buffer
 
     class EagerTCPServer(tcp.Server):
         write = write_eagerly
         if hasattr(sys, "pypy_version_info"):
-            doRead = read_into_shared_buffer
+            doRead = shared_buffer_reader()
 
     class EagerTCPPort(tcp.Port):
         transport = EagerTCPServer

@@ -42,6 +42,14 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 128 * 1024
 
 
+def libc_function(name: str) -> Optional[Callable[..., int]]:
+    """A function of the C library (glibc's malloc tuning), or None where it has none."""
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c")), name)
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
 def heap_trimmer() -> Optional[Callable[[int], int]]:
     """glibc's ``malloc_trim``, or None where the C library has none.
 
@@ -49,10 +57,7 @@ def heap_trimmer() -> Optional[Callable[[int], int]]:
     glibc keeps what they freed for reuse, so without a trim RSS drifts above what ``-m``
     and the index account for (about 100 bytes per resident item in bench/memory.py).
     """
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
-    except (OSError, AttributeError, TypeError):
-        return None
+    return libc_function("malloc_trim")
 
 
 def fix_mmap_threshold() -> bool:
@@ -65,11 +70,8 @@ def fix_mmap_threshold() -> bool:
     until the next trim (bench/soak.py: 4-6.5 MiB of the heap free, RSS swinging 3-5 MiB
     between trims). Mapped, a freed block goes back to the kernel at once.
     """
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
-    except (OSError, AttributeError, TypeError):
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    mallopt = libc_function("mallopt")
+    return mallopt is not None and bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
 def freeze_startup_objects() -> None:

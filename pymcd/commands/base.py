@@ -1,4 +1,5 @@
-"""Shared pieces of text commands: the base class, memcached's limits and fixed replies."""
+"""Shared pieces of commands: the text commands' base class, memcached's limits and fixed replies,
+and the observed store fetch both protocols' gets use."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Callable, List, Optional, Tuple
 
 from zope.interface import implementer
 
+from pymcd.event_log import FETCHERS, logged_fetch
 from pymcd.interfaces import ITextCommand
 
 KEY_MAX_LENGTH = 250
@@ -97,3 +99,15 @@ def key_and_number(
         return None
     trace_lookup(session, key)
     return key, number
+
+
+def observed_fetch(session, fetch: Callable[[bytes], Optional[Tuple]]) -> Callable:
+    """``fetch`` (a counted store lookup: get or gat) as a request must run it: wrapped to log
+    each key for ``watch fetchers`` and to record it for ``stats detail`` while someone
+    observes; unobserved, the store's own method with nothing around it."""
+    server = session.server
+    if server.event_log.flags & FETCHERS:
+        fetch = logged_fetch(session, fetch)
+    if server.settings.detail_enabled:
+        fetch = server.prefix_stats.recording_fetch(fetch)
+    return fetch

@@ -46,16 +46,13 @@ class BinaryCommand:
     value_allowed = False
     reads_value = False
 
-    def well_formed(self, request: BinaryRequest) -> bool:
-        if len(request.extras) not in self.extras_lengths:
-            return False
-        key_required = self.key_required
-        if key_required is not None and (len(request.key) > 0) != key_required:
-            return False
-        return self.value_allowed or request.value_length == 0
-
     def begin(self, session, request: BinaryRequest) -> Optional[int]:
-        if not self.well_formed(request):
+        """Check the request's shape; the value's length to read (0: none, or it is the next
+        request's bytes)."""
+        key_required = self.key_required
+        if (len(request.extras) not in self.extras_lengths
+                or (key_required is not None and (len(request.key) > 0) != key_required)
+                or not (self.value_allowed or request.value_length == 0)):
             protocol_error(session, request)
             return None
         return request.value_length if self.reads_value else 0

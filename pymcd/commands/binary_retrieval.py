@@ -10,18 +10,18 @@ from __future__ import annotations
 import struct
 
 from pymcd.commands.binary_base import BinaryCommand, fail
-from pymcd.event_log import FETCHERS, logged_fetch
+from pymcd.commands.base import observed_fetch
 from pymcd.protocol.binary import (
     HEADER_SIZE,
     BinaryRequest,
     Opcode,
     Status,
     pack_response,
+    pack_value_response,
     respond,
     trace_header,
 )
 
-FLAGS = struct.Struct(">I")
 EXPIRATION = struct.Struct(">I")
 # Where the CAS sits in a response header.
 CAS_OFFSET = 16
@@ -53,22 +53,18 @@ class Retrieve(BinaryCommand):
                                          key.decode("latin-1")))
         if self.touch:
             exptime = EXPIRATION.unpack(request.extras)[0]
-            fetch = lambda key: store.gat(key, exptime)  # noqa: E731
+            fetch = observed_fetch(session, lambda key: store.gat(key, exptime))
         else:
-            fetch = store.get
-        if server.event_log.flags & FETCHERS:
-            fetch = logged_fetch(session, fetch)
-        if server.settings.detail_enabled:
-            fetch = server.prefix_stats.recording_fetch(fetch)
+            fetch = observed_fetch(session, store.get)
         hit = fetch(key)
         if hit is None:
             self._miss(session, request)
             return
         flags, value, cas = hit
         session.reply_bytes += len(value)
-        packet = pack_response(request.opcode, request.opaque, Status.SUCCESS, FLAGS.pack(flags),
-                               key if self.with_key else b"", value if self.with_value else b"",
-                               cas)
+        packet = pack_value_response(request.opcode, request.opaque, flags,
+                                     key if self.with_key else b"",
+                                     value if self.with_value else b"", cas)
         if server.verbose > 1:
             # memcached dumps the header before it fills in the item's CAS.
             trace_header(session, False, packet[:CAS_OFFSET] + bytes(HEADER_SIZE - CAS_OFFSET))

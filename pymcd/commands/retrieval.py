@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from pymcd.commands.base import BAD_FORMAT, END, INVALID_EXPTIME, KEY_MAX_LENGTH, TextCommand
+from pymcd.commands.base import (
+    BAD_FORMAT, END, INVALID_EXPTIME, KEY_MAX_LENGTH, TextCommand, observed_fetch,
+)
 from pymcd.c_numbers import parse_i32
-from pymcd.event_log import FETCHERS, logged_fetch
 
 # pymcd copies values out of its pages into the reply, so unlike memcached (which points at
 # its items) a multi-get's reply costs its size in memory: one get may return at most this
@@ -36,14 +37,11 @@ class Retrieve(TextCommand):
             keys = tokens[2:]
         else:
             keys = tokens[1:]
+        fetch = observed_fetch(session, (lambda key: store.gat(key, exptime)) if self.touch
+                               else store.get)
         out = session.out
         server = session.server
         verbose = server.verbose
-        fetch = (lambda key: store.gat(key, exptime)) if self.touch else store.get
-        if server.event_log.flags & FETCHERS:
-            fetch = logged_fetch(session, fetch)
-        if server.settings.detail_enabled:
-            fetch = server.prefix_stats.recording_fetch(fetch)
         size = 0
         for key in keys:
             if len(key) > KEY_MAX_LENGTH:
@@ -59,7 +57,7 @@ class Retrieve(TextCommand):
                 flags, data, cas = hit
                 size += len(data)
                 if size > MULTIGET_REPLY_LIMIT:
-                    session.server.stats.response_obj_oom += 1
+                    server.stats.response_obj_oom += 1
                     self.out_of_responses(session)
                     return
                 if self.with_cas:

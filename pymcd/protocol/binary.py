@@ -29,6 +29,8 @@ INT32_MAX = 2**31 - 1
 
 # magic, opcode, key length, extras length, data type, vbucket/status, body length, opaque, cas.
 HEADER = struct.Struct(">BBHBBHIIQ")
+# A response header and the 4 bytes of flags that are a value response's extras, packed at once.
+HEADER_AND_FLAGS = struct.Struct(">BBHBBHIIQI")
 HEADER_SIZE = HEADER.size
 
 
@@ -143,10 +145,12 @@ class BinaryRequest:
         self.value = value
         self.cas = cas
         self.opaque = opaque
-        self.bodylen = len(extras) + len(key) + len(value) if bodylen is None else bodylen
+        if bodylen is None:
+            bodylen = len(extras) + len(key) + len(value)
+        self.bodylen = bodylen
         # What the body holds after the extras and the key (the value of a SET); every
         # command's shape check asks for it.
-        self.value_length = self.bodylen - len(extras) - len(key)
+        self.value_length = bodylen - len(extras) - len(key)
         self.quiet = opcode in QUIET_OF
         # Whether memcached writes the replies so far at once after this request (conn_mwrite:
         # errors and NOOP), so that they reach the client even if a later request is garbage.
@@ -172,6 +176,16 @@ def pack_response(opcode: int, opaque: int, status: int = Status.SUCCESS, extras
     extlen = len(extras)
     return b"".join((HEADER.pack(RESPONSE_MAGIC, opcode, keylen, extlen, RAW_BYTES, status,
                                  extlen + keylen + len(value), opaque, cas), extras, key, value))
+
+
+def pack_value_response(opcode: int, opaque: int, flags: int, key: bytes, value: bytes,
+                        cas: int) -> bytes:
+    """A successful get's packet: the item's flags as extras, then the key (or none) and the
+    value; the same bytes as ``pack_response`` with packed flags, in one struct call."""
+    keylen = len(key)
+    return b"".join((HEADER_AND_FLAGS.pack(RESPONSE_MAGIC, opcode, keylen, 4, RAW_BYTES,
+                                           Status.SUCCESS, 4 + keylen + len(value), opaque, cas,
+                                           flags), key, value))
 
 
 def error_response(request: BinaryRequest, status: int, text: Optional[bytes] = None) -> bytes:
@@ -317,7 +331,7 @@ class BinaryMachine:
                 command.execute(session, request)
                 if request.flushes:
                     session.flushed = len(session.out)
-                if self._stopped():
+                if (session.close_now or session.close_after_write) and self._stopped():
                     return False
                 continue
             if session.swallow_bytes:
@@ -358,7 +372,7 @@ class BinaryMachine:
             # (write_bin_error goes to conn_swallow instead of conn_mwrite).
             if request.flushes and not session.swallow_bytes:
                 session.flushed = len(session.out)
-            if self._stopped():
+            if (session.close_now or session.close_after_write) and self._stopped():
                 return False
         if pos < size:
             self.pending_input.keep(data[pos:])
@@ -409,7 +423,8 @@ class BinaryMachine:
             command.execute(session, request)
 
     def _stopped(self) -> bool:
-        """Once a reply closes the connection, later requests in the same read are not run."""
+        """Once a reply closes the connection, later requests in the same read are not run
+        (the machine tests the session's flags first, so this runs only on a close)."""
         session = self.session
         if session.close_now or session.close_after_write:
             self._done = True

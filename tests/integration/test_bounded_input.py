@@ -135,6 +135,19 @@ def test_multiget_reply_is_capped(pymcd):
         assert reply.count(b"VALUE big") == 10
 
 
+def test_one_value_over_the_reply_cap_is_refused():
+    """The cap holds for a one-key get too (it takes its own path): a value over 64 MiB, which
+    -I 128m lets in, is answered with the out-of-memory error, for get and gets alike."""
+    with start_pymcd(["-m", "512", "-I", "128m"]) as server, server.connect(timeout=30) as sock:
+        value = b"v" * (65 * 1024 * 1024)
+        reply = exchange(sock, b"set huge 0 0 %d\r\n%s\r\n" % (len(value), value),
+                         expect_end=b"\r\n", timeout=30)
+        assert reply == b"STORED\r\n"
+        for verb in (b"get", b"gets"):
+            reply = exchange(sock, verb + b" huge\r\n", expect_end=b"\r\n", timeout=30)
+            assert reply == b"SERVER_ERROR out of memory writing get response\r\n"
+
+
 def test_sasl_data_before_authentication_is_bounded(tmp_path):
     passwords = tmp_path / "pwdb"
     passwords.write_text("user:secret\n")

@@ -11,6 +11,7 @@ import struct
 
 from pymcd.commands.binary_base import BinaryCommand, fail
 from pymcd.commands.base import observed_fetch
+from pymcd.event_log import FETCHERS
 from pymcd.protocol.binary import (
     HEADER_SIZE,
     BinaryRequest,
@@ -53,9 +54,11 @@ class Retrieve(BinaryCommand):
                                          key.decode("latin-1")))
         if self.touch:
             exptime = EXPIRATION.unpack(request.extras)[0]
-            fetch = observed_fetch(session, lambda key: store.gat(key, exptime))
+            fetch = lambda key: store.gat(key, exptime)  # noqa: E731
         else:
-            fetch = observed_fetch(session, store.get)
+            fetch = store.get
+        if server.event_log.flags & FETCHERS or server.settings.detail_enabled:
+            fetch = observed_fetch(session, fetch)
         hit = fetch(key)
         if hit is None:
             self._miss(session, request)

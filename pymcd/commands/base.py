@@ -104,8 +104,8 @@ def key_and_number(
 def observed_fetch(session, fetch: Callable[[bytes], Optional[Tuple]]) -> Callable:
     """``fetch`` (a counted store lookup: get or gat) as a request must run it: wrapped to log
     each key for ``watch fetchers`` and to record it for ``stats detail`` while someone
-    observes, else the store's own method. The binary get and the text one-key get test the
-    two conditions themselves first, and make no call here when nobody observes."""
+    observes. The gets test the two conditions themselves first, and call this only when
+    one holds: unobserved, a get calls the store's own method with no call here."""
     server = session.server
     if server.event_log.flags & FETCHERS:
         fetch = logged_fetch(session, fetch)

@@ -15,6 +15,11 @@ from pymcd.c_numbers import parse_i32
 # much, past it the client gets memcached's out-of-memory answer instead.
 MULTIGET_REPLY_LIMIT = 64 * 1024 * 1024
 GET_OUT_OF_MEMORY = b"SERVER_ERROR out of memory writing get response\r\n"
+# A hit's lines, for get/gat and (with the CAS unique) gets/gats; the one-key path's END included.
+VALUE = b"VALUE %s %d %d\r\n%s\r\n"
+VALUE_WITH_CAS = b"VALUE %s %d %d %d\r\n%s\r\n"
+VALUE_AND_END = VALUE + END
+VALUE_WITH_CAS_AND_END = VALUE_WITH_CAS + END
 
 
 class Retrieve(TextCommand):
@@ -31,8 +36,8 @@ class Retrieve(TextCommand):
     def execute(self, session, tokens: List[bytes], value: Optional[bytes]) -> None:
         store = session.store
         server = session.server
-        if (len(tokens) == 2 and not self.touch and server.verbose <= 1
-                and not (server.event_log.flags & FETCHERS or server.settings.detail_enabled)
+        observed = server.event_log.flags & FETCHERS or server.settings.detail_enabled
+        if (len(tokens) == 2 and not observed and not self.touch and server.verbose <= 1
                 and len(tokens[1]) <= KEY_MAX_LENGTH):
             self._get_one_unobserved(session, store, tokens[1])
             return
@@ -44,8 +49,9 @@ class Retrieve(TextCommand):
             keys = tokens[2:]
         else:
             keys = tokens[1:]
-        fetch = observed_fetch(session, (lambda key: store.gat(key, exptime)) if self.touch
-                               else store.get)
+        fetch = (lambda key: store.gat(key, exptime)) if self.touch else store.get
+        if observed:
+            fetch = observed_fetch(session, fetch)
         out = session.out
         verbose = server.verbose
         size = 0
@@ -67,9 +73,9 @@ class Retrieve(TextCommand):
                     self.out_of_responses(session)
                     return
                 if self.with_cas:
-                    out.append(b"VALUE %s %d %d %d\r\n%s\r\n" % (key, flags, len(data), cas, data))
+                    out.append(VALUE_WITH_CAS % (key, flags, len(data), cas, data))
                 else:
-                    out.append(b"VALUE %s %d %d\r\n%s\r\n" % (key, flags, len(data), data))
+                    out.append(VALUE % (key, flags, len(data), data))
         session.reply_bytes += size
         if verbose > 1:
             server.trace(">%d END" % session.conn_id)
@@ -93,10 +99,9 @@ class Retrieve(TextCommand):
                 self.out_of_responses(session)
                 return
             if self.with_cas:
-                out.append(b"VALUE %s %d %d %d\r\n%s\r\nEND\r\n"
-                           % (key, flags, len(data), cas, data))
+                out.append(VALUE_WITH_CAS_AND_END % (key, flags, len(data), cas, data))
             else:
-                out.append(b"VALUE %s %d %d\r\n%s\r\nEND\r\n" % (key, flags, len(data), data))
+                out.append(VALUE_AND_END % (key, flags, len(data), data))
             session.reply_bytes += len(data)
         session.flushed = len(out)
 

@@ -331,7 +331,8 @@ class BinaryMachine:
                 command.execute(session, request)
                 if request.flushes:
                     session.flushed = len(session.out)
-                if (session.close_now or session.close_after_write) and self._stopped():
+                if session.close_now or session.close_after_write:
+                    self._stop()
                     return False
                 continue
             if session.swallow_bytes:
@@ -372,7 +373,8 @@ class BinaryMachine:
             # (write_bin_error goes to conn_swallow instead of conn_mwrite).
             if request.flushes and not session.swallow_bytes:
                 session.flushed = len(session.out)
-            if (session.close_now or session.close_after_write) and self._stopped():
+            if session.close_now or session.close_after_write:
+                self._stop()
                 return False
         if pos < size:
             self.pending_input.keep(data[pos:])
@@ -422,12 +424,7 @@ class BinaryMachine:
         else:
             command.execute(session, request)
 
-    def _stopped(self) -> bool:
-        """Once a reply closes the connection, later requests in the same read are not run
-        (the machine tests the session's flags first, so this runs only on a close)."""
-        session = self.session
-        if session.close_now or session.close_after_write:
-            self._done = True
-            self._pending = None
-            return True
-        return False
+    def _stop(self) -> None:
+        """A reply closed the connection: later requests in the same read are not run."""
+        self._done = True
+        self._pending = None

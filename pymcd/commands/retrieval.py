@@ -69,8 +69,7 @@ class Retrieve(TextCommand):
                 flags, data, cas = hit
                 size += len(data)
                 if size > MULTIGET_REPLY_LIMIT:
-                    server.stats.response_obj_oom += 1
-                    self.out_of_responses(session)
+                    self._reply_too_large(session)
                     return
                 if self.with_cas:
                     out.append(VALUE_WITH_CAS % (key, flags, len(data), cas, data))
@@ -95,8 +94,7 @@ class Retrieve(TextCommand):
         else:
             flags, data, cas = hit
             if len(data) > MULTIGET_REPLY_LIMIT:
-                session.server.stats.response_obj_oom += 1
-                self.out_of_responses(session)
+                self._reply_too_large(session)
                 return
             if self.with_cas:
                 out.append(VALUE_WITH_CAS_AND_END % (key, flags, len(data), cas, data))
@@ -104,6 +102,12 @@ class Retrieve(TextCommand):
                 out.append(VALUE_AND_END % (key, flags, len(data), data))
             session.reply_bytes += len(data)
         session.flushed = len(out)
+
+    def _reply_too_large(self, session) -> None:
+        """The values would pass MULTIGET_REPLY_LIMIT: counted and answered as memcached's
+        multi-get that runs out of response objects."""
+        session.server.stats.response_obj_oom += 1
+        self.out_of_responses(session)
 
     def responses(self, tokens: List[bytes]) -> int:
         return max(1, len(tokens) - (2 if self.touch else 1))

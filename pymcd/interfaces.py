@@ -64,7 +64,29 @@ class IBinaryCommand(ICommand):
     allowed_before_auth = Attribute(
         "True when the opcode may run before SASL authentication (VERSION, SASL_*)."
     )
+    shapes = Attribute(
+        "Optional: the (extras length, has a key, has a value) of every request the opcode "
+        "accepts, as a set. The machine answers any other shape as memcached does (Invalid "
+        "arguments, then close) without calling the command; without it, the command checks."
+    )
 
     def execute(session, request):
         """Run the command for a parsed :class:`pymcd.protocol.binary.BinaryRequest`,
         appending the response packets to ``session.out``."""
+
+
+class IBinaryValueCommand(IBinaryCommand):
+    """A binary command that checks its request before the machine reads the value.
+
+    Commands that only provide :class:`IBinaryCommand` get their whole request at once; this
+    interface lets a command check the header, extras and key first (and refuse a value without
+    reading it), as memcached's SET, APPEND and SASL handlers do.
+    """
+
+    def begin(session, request):
+        """Check ``request`` (extras and key present and of an accepted shape, value not read).
+
+        Returns the number of value bytes to read before ``execute`` runs (0 to run it at once),
+        or None when it has already replied, in which case it may have called
+        ``session.swallow(n)`` to discard the value, or ``session.quit()`` on a protocol error.
+        """

@@ -28,7 +28,7 @@ class MachineConnection:
     def __init__(self, context: ServerContext, binary: bool = False) -> None:
         self.session = context.open_session()
         if binary:
-            self.machine = BinaryMachine(self.session, context.commands.binary)
+            self.machine = BinaryMachine(self.session, context.commands.binary_dispatch)
         else:
             self.machine = TextMachine(self.session, context.commands.text_dispatch)
 

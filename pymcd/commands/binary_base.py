@@ -1,35 +1,35 @@
-"""What binary commands share: the request shape check and the success/failure replies.
+"""What binary commands share: the request shapes they accept and the success/failure replies.
 
 memcached checks each opcode's extras, key and body lengths before running it, and answers a
 request that does not fit with ``Invalid arguments`` and a closed connection. Commands here
-declare their shape as data (:attr:`BinaryCommand.extras_lengths` and friends) so the rule lives
-in one place.
+declare their shape as data (:attr:`BinaryCommand.extras_lengths` and friends), which
+:attr:`BinaryCommand.shapes` turns into what the machine checks, so the rule lives in one place.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from itertools import product
+from typing import FrozenSet, Optional, Tuple
 
 from zope.interface import implementer
 
+from pymcd.interfaces import IBinaryCommand
 from pymcd.store import outcomes
 
 from pymcd.protocol.binary import (
     BinaryRequest,
-    IBinaryValueCommand,
     Status,
     pack_response,
-    protocol_error,
     respond,
     send_error,
 )
 
 
-@implementer(IBinaryValueCommand)
+@implementer(IBinaryCommand)
 class BinaryCommand:
     """Base of binary commands: one object serves an opcode and its quiet variant.
 
-    Shape attributes, checked before the command runs:
+    Shape attributes, checked by the machine before the command runs:
 
     - ``extras_lengths``: the extras lengths the opcode accepts;
     - ``key_required``: True if a key must be present, False if it must be absent, None if
@@ -46,16 +46,12 @@ class BinaryCommand:
     value_allowed = False
     reads_value = False
 
-    def begin(self, session, request: BinaryRequest) -> Optional[int]:
-        """Check the request's shape; the value's length to read (0: none, or it is the next
-        request's bytes)."""
-        key_required = self.key_required
-        if (len(request.extras) not in self.extras_lengths
-                or (key_required is not None and (len(request.key) > 0) != key_required)
-                or not (self.value_allowed or request.value_length == 0)):
-            protocol_error(session, request)
-            return None
-        return request.value_length if self.reads_value else 0
+    @property
+    def shapes(self) -> FrozenSet[Tuple[int, bool, bool]]:
+        """The (extras length, has a key, has a value) of every request the opcode accepts."""
+        keys = (True, False) if self.key_required is None else (self.key_required,)
+        values = (False, True) if self.value_allowed else (False,)
+        return frozenset(product(self.extras_lengths, keys, values))
 
     def execute(self, session, request: BinaryRequest) -> None:
         raise NotImplementedError

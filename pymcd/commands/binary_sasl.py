@@ -10,9 +10,11 @@ the password.
 from __future__ import annotations
 
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from pymcd.auth.sasl import CONTINUE, OK, SaslServer
 from pymcd.commands.binary_base import BinaryCommand, fail, succeed
+from pymcd.interfaces import IBinaryValueCommand
 from pymcd.protocol.binary import BinaryRequest, Opcode, Status, pack_response, respond
 
 log = Logger()
@@ -22,20 +24,19 @@ MECHANISM_MAX_LENGTH = 32
 AUTHENTICATED = b"Authenticated"
 
 
+@implementer(IBinaryValueCommand)
 class SaslCommand(BinaryCommand):
     """What the three SASL opcodes share: served before authentication, and only under -S."""
 
     allowed_before_auth = True
 
     def begin(self, session, request: BinaryRequest):
-        length = super().begin(session, request)
-        if length is None:
-            return None
+        """Without -S the SASL opcodes are unknown, and their data is discarded unread."""
         if not session.server.settings.sasl:
             fail(session, request, Status.UNKNOWN_COMMAND)
             session.swallow(request.value_length)
             return None
-        return length
+        return request.value_length if self.reads_value else 0
 
     @staticmethod
     def restart(session) -> SaslServer:

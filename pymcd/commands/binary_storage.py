@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import struct
 
+from zope.interface import implementer
+
 from pymcd.commands.binary_base import BinaryCommand, fail, fail_with_outcome, succeed
 from pymcd.event_log import ITEM_EVENTS, log_lookup, log_store
+from pymcd.interfaces import IBinaryValueCommand
 from pymcd.protocol.binary import BinaryRequest, Opcode, Status
 from pymcd.store import outcomes
 
@@ -24,6 +27,7 @@ NOT_STORED_STATUS = {
 }
 
 
+@implementer(IBinaryValueCommand)
 class Store(BinaryCommand):
     """One storage opcode pair; SET/ADD/REPLACE carry flags and expiration, APPEND/PREPEND not."""
 
@@ -39,9 +43,8 @@ class Store(BinaryCommand):
         self.verb = {outcomes.SET: "SET", outcomes.ADD: "ADD"}.get(mode, "REPLACE")
 
     def begin(self, session, request: BinaryRequest):
-        length = super().begin(session, request)
-        if length is None:
-            return None
+        """Refuse a value that cannot fit before it is read."""
+        length = request.value_length
         server = session.server
         if server.verbose > 1:
             if self.with_extras:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, FrozenSet, Iterable, Optional, Tuple
 
 from twisted.logger import Logger
 from twisted.plugin import getPlugins
 
-from pymcd.interfaces import IBinaryCommand, ICommand, ITextCommand
+from pymcd.interfaces import IBinaryCommand, IBinaryValueCommand, ICommand, ITextCommand
 
 log = Logger()
 
 # What the text machine needs per verb, unpacked in one step:
 # (command, least tokens, most tokens, carries a data block).
 TextDispatch = Tuple[ITextCommand, int, int, bool]
+# And the binary machine per opcode: (command, the request shapes it accepts or None when it
+# checks them itself, whether its begin runs before the value is read).
+BinaryDispatch = Tuple[IBinaryCommand, Optional[FrozenSet[Tuple[int, bool, bool]]], bool]
 UNBOUNDED = 1 << 30
 
 
@@ -28,6 +31,7 @@ class CommandRegistry:
         self.text: Dict[bytes, ITextCommand] = {}
         self.text_dispatch: Dict[bytes, TextDispatch] = {}
         self.binary: Dict[int, IBinaryCommand] = {}
+        self.binary_dispatch: Dict[int, BinaryDispatch] = {}
         for command in commands:
             self.add(command)
 
@@ -46,6 +50,11 @@ class CommandRegistry:
                 low, high = command.arity
                 self.text_dispatch[name] = (
                     command, low, UNBOUNDED if high is None else high, command.takes_value
+                )
+            else:
+                self.binary_dispatch[name] = (
+                    command, getattr(command, "shapes", None),
+                    IBinaryValueCommand.providedBy(command),
                 )
 
     @classmethod

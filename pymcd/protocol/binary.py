@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from pymcd.interfaces import IBinaryCommand
+from pymcd.commands.registry import BinaryDispatch
 from pymcd.protocol.pending_input import PendingInput
 from pymcd.session import OUTPUT_BOUND, Session
 
@@ -256,23 +256,6 @@ def send_error(session: Session, request: BinaryRequest, status: int,
     request.flushes = True
 
 
-class IBinaryValueCommand(IBinaryCommand):
-    """A binary command that validates its request before the machine reads the value.
-
-    Commands that only provide :class:`IBinaryCommand` get their whole request at once; this
-    interface lets a command check the header, extras and key first (and refuse a value without
-    reading it), as memcached's SET, APPEND and SASL handlers do.
-    """
-
-    def begin(session, request):
-        """Validate ``request`` (extras and key present, value not yet read).
-
-        Returns the number of value bytes to read before ``execute`` runs (0 to run it at once),
-        or None when it has already replied, in which case it may have called
-        ``session.swallow(n)`` to discard the value, or ``session.quit()`` on a protocol error.
-        """
-
-
 def protocol_error(session: Session, request: BinaryRequest) -> None:
     """A request whose shape is wrong for its opcode: ``Invalid arguments``, then close."""
     send_error(session, request, Status.EINVAL)
@@ -285,12 +268,9 @@ def protocol_error(session: Session, request: BinaryRequest) -> None:
 class BinaryMachine:
     """Frames binary requests and runs them; one per connection."""
 
-    def __init__(self, session: Session, commands: Dict[int, IBinaryCommand]) -> None:
+    def __init__(self, session: Session, dispatch: Dict[int, BinaryDispatch]) -> None:
         self.session = session
-        self.commands = commands
-        # Which commands validate before their value is read, asked once rather than per request.
-        self._staged = {opcode for opcode, command in commands.items()
-                        if IBinaryValueCommand.providedBy(command)}
+        self.dispatch = dispatch
         self.requests_per_event = session.server.settings.reqs_per_event
         self.pending_input = PendingInput()
         # The request whose value is being read: (command, request, value length).
@@ -316,6 +296,8 @@ class BinaryMachine:
                 server.trace("%d: Client using the binary protocol" % session.conn_id)
         now = session.store.now  # for the idle sweep: the time of the last request header
         budget = self.requests_per_event
+        dispatch = self.dispatch
+        sasl = server.settings.sasl
         pos = 0
         size = len(data)
         while pos < size:
@@ -368,7 +350,28 @@ class BinaryMachine:
                                     data[key_start:frame_end], b"", cas, opaque, bodylen,
                                     datatype, vbucket)
             pos = frame_end
-            self._dispatch(request, keylen, extlen, bodylen)
+            # memcached's dispatch_bin_command: the checks every opcode shares (the rare answers
+            # in _refused), the opcode's shape, then its command. Inline: a call per request
+            # costs.
+            entry = dispatch.get(opcode)
+            if (entry is None or keylen > KEY_MAX_LENGTH or keylen + extlen > bodylen
+                    or sasl) and self._refused(request, entry, keylen, extlen, bodylen):
+                pass
+            elif entry[1] is not None and (
+                    extlen, keylen > 0, bodylen > extlen + keylen) not in entry[1]:
+                protocol_error(session, request)
+            elif not entry[2]:
+                entry[0].execute(session, request)
+            else:
+                command = entry[0]
+                length = command.begin(session, request)
+                if length:
+                    self._pending = (command, request, length)
+                    # The idle sweep spares a connection in the middle of a value, as
+                    # memcached does.
+                    session.state = "conn_nread"
+                elif length is not None:
+                    command.execute(session, request)
             # An error that swallows the body is not written until the body is gone
             # (write_bin_error goes to conn_swallow instead of conn_mwrite).
             if request.flushes and not session.swallow_bytes:
@@ -380,15 +383,17 @@ class BinaryMachine:
             self.pending_input.keep(data[pos:])
         return False
 
-    def _dispatch(self, request: BinaryRequest, keylen: int, extlen: int, bodylen: int) -> None:
-        """memcached's dispatch_bin_command: the checks every opcode shares, then its command."""
+    def _refused(self, request: BinaryRequest, entry: Optional[BinaryDispatch], keylen: int,
+                 extlen: int, bodylen: int) -> bool:
+        """dispatch_bin_command's shared checks, in its order, for a request that may fail one
+        (or that needs authentication): True if it was answered, False to run its command."""
+        command = None if entry is None else entry[0]
         session = self.session
         server = session.server
         if keylen + extlen > bodylen:
             send_error(session, request, Status.UNKNOWN_COMMAND)
             session.quit()
-            return
-        command = self.commands.get(request.opcode)
+            return True
         if server.settings.sasl:
             allowed = session.authenticated or (command is not None
                                                 and command.allowed_before_auth)
@@ -398,10 +403,10 @@ class BinaryMachine:
             if not allowed:
                 send_error(session, request, Status.AUTH_ERROR)
                 session.quit()
-                return
+                return True
         if keylen > KEY_MAX_LENGTH:
             protocol_error(session, request)
-            return
+            return True
         if command is None:
             # The extras and key are read already; memcached then discards as many bytes as
             # the whole body announced, so a body with a key eats into the next request. It
@@ -409,20 +414,8 @@ class BinaryMachine:
             send_error(session, request, Status.UNKNOWN_COMMAND)
             if bodylen <= INT32_MAX:
                 session.swallow(bodylen)
-            return
-        if request.opcode not in self._staged:
-            request.value = b""
-            command.execute(session, request)
-            return
-        length = command.begin(session, request)
-        if length is None:
-            return
-        if length:
-            self._pending = (command, request, length)
-            # The idle sweep spares a connection in the middle of a value, as memcached does.
-            session.state = "conn_nread"
-        else:
-            command.execute(session, request)
+            return True
+        return False
 
     def _stop(self) -> None:
         """A reply closed the connection: later requests in the same read are not run."""

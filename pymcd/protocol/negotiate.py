@@ -19,6 +19,6 @@ def machine_for(session: Session, first_data: bytes):
         from pymcd.protocol.binary import BinaryMachine
 
         session.protocol_name = "binary"
-        return BinaryMachine(session, server.commands.binary)
+        return BinaryMachine(session, server.commands.binary_dispatch)
     session.protocol_name = "ascii"
     return TextMachine(session, server.commands.text_dispatch)

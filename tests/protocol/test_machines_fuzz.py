@@ -88,7 +88,7 @@ def drive(reads: List[bytes], binary: bool = False, **settings) -> Tuple[bytes, 
     server = new_server(**settings)
     session = server.open_session()
     if binary:
-        machine = BinaryMachine(session, server.commands.binary)
+        machine = BinaryMachine(session, server.commands.binary_dispatch)
     else:
         machine = TextMachine(session, server.commands.text_dispatch)
     written = []

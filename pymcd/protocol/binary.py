@@ -285,9 +285,10 @@ class BinaryMachine:
         """
         if self._done:
             return False
-        data = self.pending_input.take(data)
-        if data is None:
-            return False
+        if self.pending_input.holds:
+            data = self.pending_input.take(data)
+            if data is None:
+                return False
         session = self.session
         server = session.server
         if not self._announced:

@@ -12,9 +12,12 @@ from typing import List, Optional
 
 
 class PendingInput:
-    __slots__ = ("_rest", "_parts", "_have", "_want")
+    __slots__ = ("holds", "_rest", "_parts", "_have", "_want")
 
     def __init__(self) -> None:
+        # Whether anything is kept: a read with nothing before it is parsed as it came, and
+        # the machines test this instead of calling take for every read.
+        self.holds = False
         self._rest = b""
         self._parts: List[bytes] = []
         self._have = 0
@@ -34,14 +37,17 @@ class PendingInput:
         elif self._rest:
             data = self._rest + data
             self._rest = b""
+        self.holds = False
         return data
 
     def keep(self, rest: bytes) -> None:
         """Parse ``rest`` again in front of the next read (an unfinished line or header)."""
         self._rest = rest
+        self.holds = bool(rest)
 
     def wait_for(self, rest: bytes, total: int) -> None:
         """Hold ``rest`` and later reads until ``total`` bytes are there to parse at once."""
         self._parts = [rest]
         self._have = len(rest)
         self._want = total
+        self.holds = True

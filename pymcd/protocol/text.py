@@ -68,9 +68,10 @@ class TextMachine:
             if data is None:
                 return False
             self.handshake = None
-        data = self.pending_input.take(data)
-        if data is None:
-            return False
+        if self.pending_input.holds:
+            data = self.pending_input.take(data)
+            if data is None:
+                return False
         session = self.session
         server = session.server
         verbose = server.verbose

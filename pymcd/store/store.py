@@ -278,7 +278,8 @@ class Store(ItemPages):
         """
         o = outcomes
         if mode == o.SET and not (cas or new_cas or key_binary):
-            return self._write_item(key, flags, self.realtime(exptime), value, 0, 0, False, o.SET)
+            return self._write_item(key, flags, self.realtime(exptime) if exptime else 0, value,
+                                    0, 0, False, o.SET)
         location = self._live_location(key, False)
         stale_bits = 0
         stale_exptime = None

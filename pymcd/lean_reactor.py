@@ -14,12 +14,13 @@ buffers every reply and registers the socket for writability, so each reply cost
 ``epoll_ctl`` calls and one more trip round the loop before ``send`` (py-spy under memaslap: the
 registering was 16% of pymcd's samples, the write events' dispatch another 10%). With nothing
 queued, the lean transports ``send`` themselves and only buffer what the kernel did not take.
-They send when all the events of one poll have run, not while the next connection's request
-waits: a reply sent at once wakes a client that went to sleep waiting for it, and on these
-machines each wake-up costs the sender microseconds of kernel time (an interprocessor
-interrupt). memaslap slept 0.37 times per request with pymcd sending at once and 0.05 with
-memcached; with the replies of a poll sent together, 0.05 with pymcd too, and pymcd served
-1.08x the requests per second (bench/throughput.py --twins).
+On CPython they send when all the events of one poll have run, not while the next
+connection's request waits: a reply sent at once wakes a client that went to sleep waiting for
+it, and on these machines each wake-up costs the sender microseconds of kernel time (an
+interprocessor interrupt). memaslap slept 0.34-0.40 times per request with pymcd sending at once and 0.05
+with memcached; with the replies of a poll sent together, 0.04-0.05 with pymcd too, and pymcd
+served 1.16x the requests per second (bench/throughput.py --twins against the tree sending at
+once, 10 pairs, 95% interval 1.14-1.18).
 
 Its UDP ports answer without Twisted's per-write address checks (see ``LeanUDPPort.write``),
 and also once the poll's events have run (without that, UDP served 0.78x the requests of TCP
@@ -37,6 +38,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # A full send buffer, no kernel memory, or an ICMP refusal reported on a later send.
 DROPPABLE_SEND_ERRORS = (errno.EAGAIN, errno.ENOBUFS, errno.ECONNREFUSED)
+# Whether a poll's replies wait for its other events (see the module's docstring): on CPython.
+# pymcd on PyPy keeps up with memaslap (which slept 0.06-0.08 times per request with replies
+# sent at once), and there the batching cost more than it saved: 0.974x the requests per
+# second (bench/throughput.py --twins against the tree sending at once, 8 pairs, 95% interval
+# 0.952-0.996).
+BATCHES_REPLIES = not hasattr(sys, "pypy_version_info")
 
 
 def install_server_reactor(settings: "Settings") -> None:
@@ -179,7 +186,7 @@ def install() -> None:
             nonlocal poll_replies
             selectables = self._selectables
             handle = self._doReadOrWrite
-            replies = poll_replies = {}
+            replies = poll_replies = {} if BATCHES_REPLIES and len(events) > 1 else None
             for fd, event in events:
                 selectable = selectables.get(fd)
                 if selectable is None:
@@ -196,10 +203,12 @@ def install() -> None:
                     log.err()
                 if why:
                     # What it wrote before it failed goes out before it closes, as at once.
-                    written = replies.pop(selectable, None)
+                    written = replies.pop(selectable, None) if replies else None
                     if written:
                         send_now(selectable, b"".join(written))
                     self._disconnectSelectable(selectable, why, True)
+            if replies is None:
+                return
             poll_replies = None
             for transport, written in replies.items():
                 send_now(transport, written[0] if len(written) == 1 else b"".join(written))

@@ -186,7 +186,7 @@ def install() -> None:
             nonlocal poll_replies
             selectables = self._selectables
             handle = self._doReadOrWrite
-            replies = poll_replies = {} if BATCHES_REPLIES and len(events) > 1 else None
+            replies = poll_replies = {} if BATCHES_REPLIES else None
             for fd, event in events:
                 selectable = selectables.get(fd)
                 if selectable is None:

@@ -31,6 +31,14 @@ _OPCODE_NAMES = {value: name.lower() for name, value in vars(Opcode).items()
                  if not name.startswith("_") and isinstance(value, int)}
 
 
+def _command_name(command) -> str:
+    """A text command's first verb, or a binary command's first opcode by its name."""
+    first = command.names[0]
+    if isinstance(first, bytes):
+        return first.decode("latin-1")
+    return _OPCODE_NAMES.get(first, "0x%02x" % first)
+
+
 class LatencyHistogram:
     """Cumulative-on-read bucket counts of one (protocol, command)."""
 
@@ -87,18 +95,15 @@ class LatencySampler:
         self.histograms: Dict[Tuple[str, str], LatencyHistogram] = {}
         # (table, name, plain entry, stand-in entry) for every verb and opcode.
         self._swaps: List[tuple] = []
-        text = commands.text_dispatch
-        for name, entry in text.items():
-            command = entry[0]
-            histogram = self._histogram("text", command.names[0].decode("latin-1"))
-            stand_in = TimedCommand(command, text, name, entry, histogram)
-            self._swaps.append((text, name, entry, (stand_in,) + tuple(entry[1:])))
-        binary = commands.binary
-        for opcode, command in binary.items():
-            histogram = self._histogram("binary", _OPCODE_NAMES.get(command.names[0], "0x%02x"
-                                                                     % command.names[0]))
-            self._swaps.append((binary, opcode, command,
-                                TimedCommand(command, binary, opcode, command, histogram)))
+        # The tables the machines dispatch from: each entry is the command and what the
+        # machine checks before calling it.
+        for protocol, table in (("text", commands.text_dispatch),
+                                ("binary", commands.binary_dispatch)):
+            for name, entry in table.items():
+                command = entry[0]
+                histogram = self._histogram(protocol, _command_name(command))
+                stand_in = TimedCommand(command, table, name, entry, histogram)
+                self._swaps.append((table, name, entry, (stand_in,) + tuple(entry[1:])))
 
     def _histogram(self, protocol: str, command: str) -> LatencyHistogram:
         return self.histograms.setdefault((protocol, command), LatencyHistogram())

@@ -234,6 +234,19 @@ def test_pymcd_families(loaded_server):
     assert samples[("process_resident_memory_bytes", ())] > 10e6
 
 
+def test_binary_requests_are_timed_by_opcode(loaded_server):
+    server, http_port = loaded_server
+    load = slap(server.port, seconds=3, binary=True)
+    assert load.wait(timeout=30) == 0
+    _, samples = scrape(http_port)
+    for opcode in ("get", "set"):
+        which = dict(protocol="binary", command=opcode)
+        count = samples[("pymcd_request_duration_seconds_count", labels(**which))]
+        assert 5 <= count <= 400
+        mean = samples[("pymcd_request_duration_seconds_sum", labels(**which))] / count
+        assert 1e-7 < mean < 0.01
+
+
 def test_metrics_endpoint_is_localhost_only_by_default():
     from pymcd.options import parse_arguments
 

@@ -45,11 +45,11 @@ def sample_names(samples: Samples) -> set:
     return {name for name, _ in samples}
 
 
-def slap(port: int, seconds: int, concurrency: int = 8) -> subprocess.Popen:
+def slap(port: int, seconds: int, concurrency: int = 8, binary: bool = False) -> subprocess.Popen:
     """pymcd-slap's default workload (90% get / 10% set) for ``seconds``, in the background."""
     return subprocess.Popen(
         [sys.executable, "-m", "pymcd.slap", "--no-progress", "-s", "%s:%d" % (HOST, port),
-         "-c", str(concurrency), "-t", "%ds" % seconds],
+         "-c", str(concurrency), "-t", "%ds" % seconds] + (["-B"] if binary else []),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 

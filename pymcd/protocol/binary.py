@@ -355,24 +355,23 @@ class BinaryMachine:
             # in _refused), the opcode's shape, then its command. Inline: a call per request
             # costs.
             entry = dispatch.get(opcode)
-            if (entry is None or keylen > KEY_MAX_LENGTH or keylen + extlen > bodylen
-                    or sasl) and self._refused(request, entry, keylen, extlen, bodylen):
-                pass
-            elif entry[1] is not None and (
-                    extlen, keylen > 0, bodylen > extlen + keylen) not in entry[1]:
-                protocol_error(session, request)
-            elif not entry[2]:
-                entry[0].execute(session, request)
-            else:
-                command = entry[0]
-                length = command.begin(session, request)
-                if length:
-                    self._pending = (command, request, length)
-                    # The idle sweep spares a connection in the middle of a value, as
-                    # memcached does.
-                    session.state = "conn_nread"
-                elif length is not None:
+            if not ((entry is None or keylen > KEY_MAX_LENGTH or keylen + extlen > bodylen
+                     or sasl) and self._refused(request, entry, keylen, extlen, bodylen)):
+                command, shapes, staged = entry
+                if shapes is not None and (
+                        extlen, keylen > 0, request.value_length > 0) not in shapes:
+                    protocol_error(session, request)
+                elif not staged:
                     command.execute(session, request)
+                else:
+                    length = command.begin(session, request)
+                    if length:
+                        self._pending = (command, request, length)
+                        # The idle sweep spares a connection in the middle of a value, as
+                        # memcached does.
+                        session.state = "conn_nread"
+                    elif length is not None:
+                        command.execute(session, request)
             # An error that swallows the body is not written until the body is gone
             # (write_bin_error goes to conn_swallow instead of conn_mwrite).
             if request.flushes and not session.swallow_bytes:
